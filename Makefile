@@ -1,0 +1,41 @@
+# make demo : set up the core and run the main job on built-in data
+# make test : set up everything (all extras) and run the test suite
+# make bench: side-by-side performance run against imitation's MCE IRL
+# make docs : build the documentation site (strict)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+CORE   := $(VENV)/.core-installed
+ALL    := $(VENV)/.all-installed
+
+.PHONY: demo test bench docs clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# CPU torch 2.13.0 first (a CPU build is cached on these machines), unless a torch is already there,
+# so that nothing later pulls a multi-GB CUDA build.
+$(CORE): pyproject.toml | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "torch==2.13.0"
+	$(PIP) install -e .
+	touch $@
+
+$(ALL): $(CORE)
+	$(PIP) install -e ".[dev,docs,imitation,lightning,gymnasium,plot]"
+	touch $@
+
+demo: $(CORE)
+	$(VENV)/bin/irl demo
+
+test: $(ALL)
+	$(PY) -m pytest -q
+
+bench: $(ALL)
+	$(PY) benchmarks/bench_mce.py $(BENCH_ARGS)
+
+docs: $(ALL)
+	$(VENV)/bin/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) site .pytest_cache

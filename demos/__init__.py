@@ -1,0 +1,48 @@
+"""Evidence data types, simulation from a human model, and files.
+
+The lowest layer of the library: it depends on numpy only (torch where a type
+needs it) and never imports the layers above. :func:`simulate` delegates to the
+``sample`` method of the human model it is given.
+
+Example:
+    >>> import irl, human_models as hm, demos
+    >>> env = irl.envs.make("gridworld-5x5")
+    >>> data = demos.simulate(env, hm.Boltzmann(beta=2.0), irl.envs.true_reward(env), n=5, seed=0)
+    >>> len(data)
+    5
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from demos.trajectories import DemoValidationError, Trajectories, Trajectory
+from demos.io import DemoFileError, load, save, save_arrays, load_arrays, atomic_write
+
+#: Loaders for further evidence formats: ``format string -> (arrays, meta) -> evidence``.
+registry: dict[str, Callable[[dict, dict], Any]] = {}
+
+__all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
+           "save_arrays", "load_arrays", "atomic_write", "registry"]
+
+
+def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:
+    """Simulate ``n`` episodes of evidence from ``human`` acting on ``reward`` in ``mdp``.
+
+    Only delegates to ``human.sample(mdp, reward, n, rng=seed, **kwargs)``, so that
+    simulation and inference use the same model.
+
+    Args:
+        mdp: a :class:`irl.TabularMDP`.
+        human: any object with the ``HumanModel`` interface.
+        reward: ``(S,)`` or ``(S, A)`` reward the human acts on.
+        n: number of episodes.
+        seed: random seed (the same seed gives the same data).
+        **kwargs: passed on (e.g. ``horizon`` for infinite-horizon MDPs).
+
+    Returns:
+        :class:`Trajectories` (or the evidence type the model produces).
+    """
+    if not hasattr(human, "sample"):
+        raise TypeError(f"human must have a sample(mdp, reward, n, rng) method: got {type(human).__name__}")
+    return human.sample(mdp, reward, n, rng=seed, **kwargs)

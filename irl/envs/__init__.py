@@ -1,0 +1,84 @@
+"""Named environments: ``irl.envs.make(name)``, ``irl.envs.names()``, ``irl.envs.true_reward(env)``.
+
+Built in: ``gridworld-5x5``, ``gridworld-8x8``, ``gridworld-16x16`` (terrain
+gridworlds), ``aima-4x3`` (Russell & Norvig), and with the ``gymnasium`` extra
+``frozenlake-4x4``, ``frozenlake-8x8``, ``taxi``, ``cliffwalking``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from irl.envs.aima import aima_4x3
+from irl.envs.gridworld import gridworld
+from irl.envs.gym_adapter import mdp_from_gymnasium
+from irl.mdp import TabularMDP
+
+__all__ = ["make", "names", "register", "true_reward", "describe", "gridworld", "aima_4x3", "UnknownEnvError"]
+
+
+class UnknownEnvError(KeyError):
+    """An environment name is not registered; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_REGISTRY: dict[str, tuple[Callable[..., TabularMDP], str]] = {}
+
+
+def register(name: str, factory: Callable[..., TabularMDP], summary: str = "") -> None:
+    """Register an environment factory under ``name``."""
+    _REGISTRY[name] = (factory, summary)
+
+
+def names() -> list[str]:
+    """Registered environment names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def describe() -> list[tuple[str, str]]:
+    """``(name, summary)`` for every registered environment."""
+    return [(n, _REGISTRY[n][1]) for n in names()]
+
+
+def make(name: str, **kwargs: Any) -> TabularMDP:
+    """Build a registered environment.
+
+    Raises:
+        UnknownEnvError: unknown name, listing the known ones.
+
+    Example:
+        >>> import irl
+        >>> irl.envs.make("gridworld-8x8").n_states
+        64
+    """
+    if name not in _REGISTRY:
+        raise UnknownEnvError(f"unknown environment {name!r}; known: {', '.join(names())}")
+    return _REGISTRY[name][0](**kwargs)
+
+
+def true_reward(env: TabularMDP) -> np.ndarray:
+    """The environment's own reward ``(S,)`` or ``(S, A)``.
+
+    Raises:
+        ValueError: the environment defines none.
+    """
+    if env.true_reward is None:
+        raise ValueError(f"environment {env.name!r} defines no true reward")
+    return np.array(env.true_reward)
+
+
+for _n, _h in ((5, 12), (8, 20), (16, 40)):
+    register(f"gridworld-{_n}x{_n}", (lambda n=_n, h=_h, **kw: gridworld(n, horizon=kw.pop("horizon", h), **kw)),
+             f"{_n}x{_n} terrain gridworld, 5 actions, slip 0.1, horizon {_h}, 4 terrain features")
+register("aima-4x3", aima_4x3, "Russell & Norvig's 4x3 world, infinite horizon, terminals +1/-1")
+register("frozenlake-4x4", lambda **kw: mdp_from_gymnasium("FrozenLake-v1", map_name="4x4", **kw),
+         "gymnasium FrozenLake-v1 4x4 (slippery), horizon 100 [gymnasium extra]")
+register("frozenlake-8x8", lambda **kw: mdp_from_gymnasium("FrozenLake-v1", map_name="8x8", **kw),
+         "gymnasium FrozenLake-v1 8x8 (slippery), horizon 200 [gymnasium extra]")
+register("taxi", lambda **kw: mdp_from_gymnasium("Taxi-v3", **kw), "gymnasium Taxi-v3, horizon 200 [gymnasium extra]")
+register("cliffwalking", lambda **kw: mdp_from_gymnasium("CliffWalking-v0", **kw),
+         "gymnasium CliffWalking-v0 [gymnasium extra]")

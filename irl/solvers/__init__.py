@@ -1,0 +1,6 @@
+"""Solvers turn prior x likelihood into an answer (a point estimate or a posterior)."""
+
+from irl.solvers.base import LogJoint, RewardEstimate
+from irl.solvers.maxent import MaxEnt
+
+__all__ = ["LogJoint", "RewardEstimate", "MaxEnt"]
