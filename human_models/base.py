@@ -19,6 +19,7 @@ not by unrolled autograd) and ``time_dependent`` (the policy depends on t).
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -70,6 +71,37 @@ class BaseHumanModel(ABC):
         """The model's own parameters (``phi`` in the design), by name."""
         return {}
 
+    def free_parameters(self) -> dict[str, Any]:
+        """The parameters given as priors (to be inferred), by name."""
+        from priors import is_prior
+
+        return {k: v for k, v in self.params.items() if is_prior(v)}
+
+    def bind(self, **values: Any) -> "BaseHumanModel":
+        """A copy with some parameters set to values (numbers or tensors, possibly batched ``(B,)``).
+
+        Solvers call this with the current draw of the human's parameters.
+
+        Raises:
+            HumanModelError: a name that is not a parameter of this model.
+        """
+        new = copy.copy(self)
+        for k, v in values.items():
+            if k not in self.params:
+                raise HumanModelError(f"{type(self).__name__} has no parameter {k!r}; it has {sorted(self.params)}")
+            setattr(new, k, v)
+        return new
+
+    def _value(self, name: str) -> Any:
+        """A parameter's value for computation; refuses an unbound prior."""
+        from priors import is_prior
+
+        v = getattr(self, name)
+        if is_prior(v):
+            raise HumanModelError(f"{type(self).__name__}.{name} is a prior ({v!r}), not a value: fit it with a "
+                                  f"solver, or bind a value with .bind({name}=...)")
+        return v
+
     @abstractmethod
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
         """Log action probabilities, ``(..., H, S, A)`` or ``(..., S, A)``, differentiable in ``reward``."""
@@ -116,9 +148,28 @@ class BaseHumanModel(ABC):
         return f"{type(self).__name__}({args})"
 
 
+def per_batch(value: Any, reward: torch.Tensor) -> Any:
+    """Shape a (possibly batched ``(B,)``) parameter to broadcast against ``reward (..., S, A)``."""
+    if isinstance(value, torch.Tensor) and value.ndim > 0:
+        return value.reshape(*value.shape, 1, 1)
+    return value
+
+
 def positive_param(name: str, value: Any) -> Any:
-    """Validate a positive number (or pass through a tensor for inference)."""
+    """Validate a positive number; a tensor passes through, a prior must live on positive numbers."""
+    from priors import Categorical, is_prior
+
     if isinstance(value, torch.Tensor):
+        return value
+    if is_prior(value):
+        if isinstance(value, Categorical):
+            ok = all(float(v) > 0 for v in value.values)
+        else:
+            sup = value.support
+            lb = getattr(sup, "lower_bound", None)
+            ok = sup is torch.distributions.constraints.positive or (lb is not None and float(lb) >= 0)
+        if not ok:
+            raise HumanModelError(f"{name} must be > 0, so its prior must live on positive numbers: got {value!r}")
         return value
     try:
         v = float(value)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from human_models.base import BaseHumanModel, positive_param
+from human_models.base import BaseHumanModel, per_batch, positive_param
 from irl.autodiff import as_reward_tensor, q_values
 from irl.mdp import TabularMDP
 
@@ -22,7 +22,8 @@ class Boltzmann(BaseHumanModel):
     occupancy pass (``has_closed_form_gradient``).
 
     Args:
-        beta: rationality (inverse temperature), ``> 0``.
+        beta: rationality (inverse temperature), ``> 0``, or a prior over it
+            (e.g. ``priors.LogNormal(0, 1)``) to infer it with the reward.
 
     Example:
         >>> import irl, human_models as hm
@@ -47,7 +48,8 @@ class Boltzmann(BaseHumanModel):
         return {"beta": self.beta}
 
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
-        q = q_values(mdp, self.beta * as_reward_tensor(reward, mdp), soft=True)
+        r = as_reward_tensor(reward, mdp)
+        q = q_values(mdp, per_batch(self._value("beta"), r) * r, soft=True)
         return torch.log_softmax(q, dim=-1)
 
 
@@ -85,5 +87,8 @@ class BoltzmannQ(BaseHumanModel):
         return {"beta": self.beta}
 
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
-        q = q_values(mdp, as_reward_tensor(reward, mdp), soft=False)
-        return torch.log_softmax(self.beta * q, dim=-1)
+        r = as_reward_tensor(reward, mdp)
+        q = q_values(mdp, r, soft=False)
+        beta = per_batch(self._value("beta"), r)
+        return torch.log_softmax((beta[..., None] if isinstance(beta, torch.Tensor) and mdp.horizon is not None
+                                  else beta) * q, dim=-1)

@@ -66,6 +66,7 @@ class TabularMDP:
         state_names / action_names: optional labels.
         grid_shape: ``(rows, cols)`` for gridworlds whose state ``s`` is cell
             ``divmod(s, cols)``; used for plotting.
+        feature_names: optional labels of the ``F`` features.
 
     Example:
         >>> import numpy as np, irl
@@ -88,6 +89,7 @@ class TabularMDP:
     state_names: tuple[str, ...] | None = None
     action_names: tuple[str, ...] | None = None
     grid_shape: tuple[int, int] | None = None
+    feature_names: tuple[str, ...] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ checks
@@ -180,6 +182,11 @@ class TabularMDP:
                 if len(names) != n:
                     raise MDPValidationError(f"{attr} must have {n} entries: got {len(names)}")
                 object.__setattr__(self, attr, names)
+        if self.feature_names is not None:
+            names = tuple(str(x) for x in self.feature_names)
+            if len(names) != self.n_features:
+                raise MDPValidationError(f"feature_names must have F = {self.n_features} entries: got {len(names)}")
+            object.__setattr__(self, "feature_names", names)
         if self.grid_shape is not None:
             rows, cols = (int(x) for x in self.grid_shape)
             if rows * cols != S:

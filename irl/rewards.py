@@ -106,7 +106,7 @@ class LinearReward(RewardModel):
         """The linear model on the MDP's own features."""
         if mdp.features is None:
             raise MDPValidationError(f"MDP {mdp.name!r} has no features; use TabularReward instead")
-        return cls(mdp.features, mdp.n_actions, names=mdp._cache.get("feature_names"))
+        return cls(mdp.features, mdp.n_actions, names=None if mdp.feature_names is None else list(mdp.feature_names))
 
     @property
     def n_params(self) -> int:

@@ -78,6 +78,5 @@ def gridworld(rows: int, cols: int | None = None, *, terrain: np.ndarray | None 
     mdp = TabularMDP(transitions=P, n_states=S, n_actions=A, initial=np.full(S, 1.0 / S), discount=discount,
                      horizon=horizon, features=feats, true_reward=feats @ np.asarray(weights, dtype=np.float64),
                      name=name or f"gridworld-{rows}x{cols}", action_names=tuple(ACTIONS),
-                     grid_shape=(rows, cols))
-    mdp._cache["feature_names"] = list(TERRAIN)
+                     grid_shape=(rows, cols), feature_names=TERRAIN)
     return mdp

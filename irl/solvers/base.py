@@ -16,15 +16,30 @@ __all__ = ["LogJoint", "RewardEstimate"]
 
 
 class LogJoint:
-    """``log p(theta) + sum_i log p(evidence_i | reward_model(theta))``: one callable.
+    """``log p(theta) + sum_k log p(phi_k) + sum_i log p(evidence_i | reward(theta), human_i(phi))``.
 
-    Maximum-entropy IRL maximises it; a sampler would sample it. Batched over a
-    leading axis of ``theta``.
+    The one callable every solver consumes: maximum-entropy IRL maximises it, a
+    sampler samples it. Its argument is a flat vector ``x = [theta, u]`` (batched
+    over leading axes): ``theta`` the reward parameters, ``u`` the *unconstrained*
+    values of the human parameters given as continuous priors (e.g.
+    ``Boltzmann(beta=priors.LogNormal(0, 1))``). Human parameters with a discrete
+    prior (``priors.Categorical``) are summed out exactly, per human model, over
+    all evidence that model explains. The same human model object in several
+    evidence items shares its parameters.
 
     Args:
         evidence: the evidence items (each with its MDP and human model).
         reward_model: maps ``theta (..., P)`` to rewards ``(..., S, A)``.
-        prior: an object with ``log_prob(theta) -> (...)``, or ``None`` (flat).
+        prior: reward prior with ``log_prob(theta) -> (...)``, or ``None`` (flat).
+
+    Example:
+        >>> import torch, irl, human_models as hm, demos, priors
+        >>> env = irl.envs.make("gridworld-5x5")
+        >>> d = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=5, seed=0)
+        >>> joint = irl.LogJoint([irl.Evidence(env, d, hm.Boltzmann(beta=priors.LogNormal(0, 1)))],
+        ...                      irl.rewards.LinearReward.from_mdp(env))
+        >>> joint.dim, joint.param_names()[-1]
+        (5, 'boltzmann.beta')
     """
 
     def __init__(self, evidence: list[Evidence], reward_model: RewardModel, prior: Any = None) -> None:
@@ -33,20 +48,128 @@ class LogJoint:
             if (ev.mdp.n_states, ev.mdp.n_actions) != (reward_model.n_states, reward_model.n_actions):
                 raise ValueError(f"evidence {i} is in an MDP with (S, A) = ({ev.mdp.n_states}, {ev.mdp.n_actions}) "
                                  f"but the reward model expects ({reward_model.n_states}, {reward_model.n_actions})")
+        self.humans: list[Any] = []
+        self.groups: list[list[Evidence]] = []
+        for ev in evidence:
+            for k, h in enumerate(self.humans):
+                if h is ev.human:
+                    self.groups[k].append(ev)
+                    break
+            else:
+                self.humans.append(ev.human)
+                self.groups.append([ev])
+        labels = [getattr(h, "name", type(h).__name__) for h in self.humans]
+        self.human_labels = [lab if labels.count(lab) == 1 else f"{lab}#{labels[:k + 1].count(lab)}"
+                             for k, lab in enumerate(labels)]
+        self.continuous: list[tuple[int, str, Any]] = []
+        self.discrete: list[list[tuple[str, Any]]] = [[] for _ in self.humans]
+        for k, h in enumerate(self.humans):
+            free = h.free_parameters() if hasattr(h, "free_parameters") else {}
+            for name, pr in free.items():
+                if getattr(pr, "discrete", False):
+                    self.discrete[k].append((name, pr))
+                else:
+                    self.continuous.append((k, name, pr))
+        self.n_reward = reward_model.n_params
 
-    def log_likelihood(self, theta: torch.Tensor) -> torch.Tensor:
-        """Sum of the evidence log-likelihoods at ``theta``."""
-        reward = self.reward_model(theta)
-        return sum(ev.log_likelihood(reward) for ev in self.evidence)  # type: ignore[return-value]
+    @property
+    def dim(self) -> int:
+        """Length of the flat parameter vector ``x``."""
+        return self.n_reward + len(self.continuous)
 
-    def log_prior(self, theta: torch.Tensor) -> torch.Tensor:
-        """Log prior density (0 for a flat prior)."""
-        if self.prior is None:
-            return torch.zeros(theta.shape[:-1], dtype=theta.dtype)
-        return self.prior.log_prob(theta)
+    def param_names(self) -> list[str]:
+        """Names of the entries of ``x`` (human parameters as ``model.name``)."""
+        return self.reward_model.param_names() + [f"{self.human_labels[k]}.{n}" for k, n, _ in self.continuous]
 
-    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
-        return self.log_prior(theta) + self.log_likelihood(theta)
+    def discrete_names(self) -> list[str]:
+        """Names of the summed-out discrete human parameters."""
+        return [f"{self.human_labels[k]}.{n}" for k, items in enumerate(self.discrete) for n, _ in items]
+
+    def initial_point(self) -> torch.Tensor:
+        """Zeros for the reward and each human prior's central value (unconstrained)."""
+        u = [pr.to_unconstrained(pr.initial_value()) for _, _, pr in self.continuous]
+        return torch.cat([torch.zeros(self.n_reward, dtype=torch.float64),
+                          torch.stack(u) if u else torch.zeros(0, dtype=torch.float64)])
+
+    def _check(self, x: Any) -> torch.Tensor:
+        x = x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=torch.float64)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"LogJoint expects x of shape (..., {self.dim}) = reward parameters "
+                             f"{self.n_reward} + human parameters {len(self.continuous)}: got {tuple(x.shape)}")
+        return x
+
+    def human_values(self, x: Any) -> dict[str, torch.Tensor]:
+        """Constrained values of the continuous human parameters, by name (batched like ``x``)."""
+        x = self._check(x)
+        return {f"{self.human_labels[k]}.{n}": pr.to_constrained(x[..., self.n_reward + j])
+                for j, (k, n, pr) in enumerate(self.continuous)}
+
+    def _bound_humans(self, x: torch.Tensor, jacobian: bool) -> tuple[list[Any], torch.Tensor]:
+        values: list[dict[str, torch.Tensor]] = [{} for _ in self.humans]
+        lp = torch.zeros(x.shape[:-1], dtype=x.dtype)
+        for j, (k, n, pr) in enumerate(self.continuous):
+            u = x[..., self.n_reward + j]
+            v = pr.to_constrained(u)
+            values[k][n] = v
+            lp = lp + (pr.log_prob_unconstrained(u) if jacobian else pr.distribution().log_prob(v))
+        bound = [h.bind(**vals) if vals else h for h, vals in zip(self.humans, values)]
+        return bound, lp
+
+    def _group_terms(self, k: int, human: Any, reward: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of group ``k`` for each combination of its discrete parameters: ``(C, ...)``."""
+        combos: list[dict[str, Any]] = [{}]
+        logp = [torch.zeros((), dtype=torch.float64)]
+        for name, pr in self.discrete[k]:
+            vals, lps = pr.enumerate()
+            combos = [dict(c, **{name: v}) for c in combos for v in vals]
+            logp = [a + b for a in logp for b in lps]
+        terms = []
+        for combo, lp in zip(combos, logp):
+            h = human.bind(**combo) if combo else human
+            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward, ev.observation) for ev in self.groups[k]))
+        return torch.stack(terms)
+
+    def log_likelihood(self, x: Any) -> torch.Tensor:
+        """Sum of the evidence log-likelihoods at ``x`` (discrete human parameters summed out)."""
+        x = self._check(x)
+        bound, _ = self._bound_humans(x, jacobian=False)
+        reward = self.reward_model(x[..., :self.n_reward])
+        total = torch.zeros(x.shape[:-1], dtype=x.dtype)
+        for k, h in enumerate(bound):
+            total = total + torch.logsumexp(self._group_terms(k, h, reward), dim=0)
+        return total
+
+    def log_prior(self, x: Any, *, jacobian: bool = False) -> torch.Tensor:
+        """Log prior density of reward and continuous human parameters (0 for flat)."""
+        x = self._check(x)
+        theta = x[..., :self.n_reward]
+        lp = torch.zeros(x.shape[:-1], dtype=x.dtype) if self.prior is None else self.prior.log_prob(theta)
+        return lp + self._bound_humans(x, jacobian)[1]
+
+    def discrete_posterior(self, x: Any) -> dict[str, dict[Any, float]]:
+        """Conditional posterior of each discrete human parameter at ``x`` (unbatched)."""
+        x = self._check(x).detach()
+        bound, _ = self._bound_humans(x, jacobian=False)
+        reward = self.reward_model(x[..., :self.n_reward])
+        out: dict[str, dict[Any, float]] = {}
+        with torch.no_grad():
+            for k, h in enumerate(bound):
+                if not self.discrete[k]:
+                    continue
+                post = torch.softmax(self._group_terms(k, h, reward), dim=0)
+                combos: list[tuple] = [()]
+                for _, pr in self.discrete[k]:
+                    combos = [c + (v,) for c in combos for v in pr.enumerate()[0]]
+                for i, (name, _) in enumerate(self.discrete[k]):
+                    marg: dict[Any, float] = {}
+                    for c, p in zip(combos, post.tolist()):
+                        marg[c[i]] = marg.get(c[i], 0.0) + p
+                    out[f"{self.human_labels[k]}.{name}"] = marg
+        return out
+
+    def __call__(self, x: Any, *, jacobian: bool = True) -> torch.Tensor:
+        """``log p(x, evidence)``; ``jacobian=True`` includes the change of variables (for samplers)."""
+        return self.log_prior(x, jacobian=jacobian) + self.log_likelihood(x)
 
 
 _FORMAT = "pluggable-irl/reward-estimate"
@@ -65,6 +188,8 @@ class RewardEstimate:
         history: per-iteration records ``{"iteration", "objective", "grad_norm"}``.
         param_names: readable parameter names.
         info: solver details (human model, evaluations, message, timings).
+        human_params: inferred human parameters: a number per continuous one,
+            a ``{value: probability}`` table per discrete one.
     """
 
     reward: np.ndarray
@@ -75,6 +200,7 @@ class RewardEstimate:
     history: list[dict[str, float]] = field(default_factory=list)
     param_names: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    human_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state_reward(self) -> np.ndarray:
@@ -88,7 +214,9 @@ class RewardEstimate:
         save_arrays(path, _FORMAT, {"reward": self.reward, "theta": self.theta},
                     meta={"log_likelihood": self.log_likelihood, "log_prior": self.log_prior,
                           "converged": self.converged, "history": self.history,
-                          "param_names": self.param_names, "info": _jsonable(self.info)})
+                          "param_names": self.param_names, "info": _jsonable(self.info),
+                          "human_params": _jsonable({k: (list(v.items()) if isinstance(v, dict) else v)
+                                                     for k, v in self.human_params.items()})})
 
     @classmethod
     def load(cls, path: str) -> "RewardEstimate":
@@ -99,7 +227,9 @@ class RewardEstimate:
         return cls(reward=arrays["reward"], theta=arrays["theta"], log_likelihood=float(meta["log_likelihood"]),
                    log_prior=float(meta.get("log_prior", 0.0)), converged=bool(meta.get("converged", True)),
                    history=list(meta.get("history", [])), param_names=list(meta.get("param_names", [])),
-                   info=dict(meta.get("info", {})))
+                   info=dict(meta.get("info", {})),
+                   human_params={k: (dict((a, b) for a, b in v) if isinstance(v, list) else v)
+                                 for k, v in meta.get("human_params", {}).items()})
 
     def __repr__(self) -> str:
         return (f"RewardEstimate(P={self.theta.size}, log_likelihood={self.log_likelihood:.4f}, "

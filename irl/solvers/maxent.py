@@ -83,9 +83,13 @@ class MaxEnt:
         joint = LogJoint(evidence, model, self.prior)
         steps = sum(float(getattr(ev.observation, "lengths", np.ones(1)).sum()) for ev in evidence)
         scale = 1.0 / max(steps, 1.0)
-        theta0 = np.zeros(model.n_params) if init is None else np.asarray(init, dtype=np.float64).ravel()
-        if theta0.shape != (model.n_params,):
-            raise ValueError(f"init must have shape ({model.n_params},): got {theta0.shape}")
+        x0 = joint.initial_point().numpy()
+        if init is not None:
+            given = np.asarray(init, dtype=np.float64).ravel()
+            if given.shape not in ((model.n_params,), (joint.dim,)):
+                raise ValueError(f"init must have shape ({model.n_params},) (reward) or ({joint.dim},) "
+                                 f"(reward + unconstrained human parameters): got {given.shape}")
+            x0[:given.size] = given
         history: list[dict[str, float]] = []
         n_eval = 0
         last: dict[str, Any] = {}
@@ -93,10 +97,10 @@ class MaxEnt:
         def f(x: np.ndarray) -> tuple[float, np.ndarray]:
             nonlocal n_eval
             n_eval += 1
-            theta = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-            val = joint(theta)
+            xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            val = joint(xt, jacobian=False)
             (-val * scale).backward()
-            g = theta.grad.numpy().copy()
+            g = xt.grad.numpy().copy()
             last.update(x=x.copy(), value=float(val.detach()), grad=g)
             return -float(val.detach()) * scale, g
 
@@ -110,17 +114,20 @@ class MaxEnt:
                 self.callback(rec["iteration"], rec["objective"], rec["grad_norm"])
 
         t0 = time.perf_counter()
-        res = scipy.optimize.minimize(f, theta0, jac=True, method="L-BFGS-B", callback=cb,
+        res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", callback=cb,
                                       options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15,
                                                "maxcor": 20})
-        theta = torch.tensor(res.x, dtype=torch.float64)
+        x = torch.tensor(res.x, dtype=torch.float64)
         with torch.no_grad():
-            ll = float(joint.log_likelihood(theta))
-            lp = float(joint.log_prior(theta))
-            reward = model(theta).numpy().copy()
+            ll = float(joint.log_likelihood(x))
+            lp = float(joint.log_prior(x))
+            reward = model(x[:model.n_params]).numpy().copy()
+            human_params: dict[str, Any] = {k: float(v) for k, v in joint.human_values(x).items()}
+        human_params.update(joint.discrete_posterior(x))
         grad_ok = float(np.abs(res.jac).max()) <= max(self.tol, 1e-5) if res.jac is not None else False
         return RewardEstimate(
-            reward=reward, theta=res.x.copy(), log_likelihood=ll, log_prior=lp,
+            reward=reward, theta=res.x[:model.n_params].copy(), log_likelihood=ll, log_prior=lp,
+            human_params=human_params,
             converged=bool(res.success or grad_ok), history=history, param_names=model.param_names(),
             info={"solver": "maxent", "human": repr(self.human), "prior": repr(self.prior),
                   "evaluations": n_eval, "message": str(res.message),
