@@ -31,7 +31,8 @@ def as_reward_tensor(reward: Any, mdp: TabularMDP, *, dtype: torch.dtype = torch
     Raises:
         MDPValidationError: the shape does not fit the MDP, or entries are not finite.
     """
-    r = reward if isinstance(reward, torch.Tensor) else torch.as_tensor(np.asarray(reward, dtype=np.float64))
+    # np.array copies: a read-only array (e.g. mdp.true_reward) would make torch warn
+    r = reward if isinstance(reward, torch.Tensor) else torch.from_numpy(np.array(reward, dtype=np.float64))
     if not r.is_floating_point():
         r = r.to(dtype)
     S, A = mdp.n_states, mdp.n_actions
@@ -50,17 +51,17 @@ class _BellmanQ(torch.autograd.Function):
     def forward(ctx: Any, reward: torch.Tensor, mdp: TabularMDP, soft: bool) -> torch.Tensor:  # type: ignore[override]
         lead = reward.shape[:-2]
         r = reward.detach().to(torch.float64).reshape(-1, mdp.n_states, mdp.n_actions).cpu().numpy()
-        q, pi = planning.bellman_q(mdp, np.ascontiguousarray(np.moveaxis(r, 0, -1)), soft=soft)
+        q, pi = planning.bellman_q(mdp, r, soft=soft)
         ctx.mdp, ctx.pi, ctx.lead, ctx.dtype = mdp, pi, lead, reward.dtype
-        out = torch.from_numpy(np.ascontiguousarray(np.moveaxis(q, -1, 0)))
+        out = torch.from_numpy(np.ascontiguousarray(q))
         return out.reshape(*lead, *out.shape[1:]).to(reward.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, q_bar: torch.Tensor) -> tuple:  # type: ignore[override]
         qb = q_bar.detach().to(torch.float64).reshape(-1, *q_bar.shape[len(ctx.lead):]).cpu().numpy()
-        rb = planning.bellman_q_vjp(ctx.mdp, ctx.pi, np.ascontiguousarray(np.moveaxis(qb, 0, -1)))
-        out = torch.from_numpy(np.ascontiguousarray(np.moveaxis(rb, -1, 0)))
+        rb = planning.bellman_q_vjp(ctx.mdp, ctx.pi, qb)
+        out = torch.from_numpy(np.ascontiguousarray(rb))
         return out.reshape(*ctx.lead, *out.shape[1:]).to(ctx.dtype), None, None
 
 

@@ -24,11 +24,13 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
 from irl.mdp import MDPValidationError, TabularMDP, state_action_reward
@@ -54,23 +56,57 @@ class ConvergenceError(RuntimeError):
 
 
 # ----------------------------------------------------------------- helpers
+# Internal layout: action-major ``(A, S, B)`` per step (``(H, A, S, B)`` over time) with the
+# batch of reward hypotheses last. Reductions over actions are then elementwise operations
+# between contiguous ``(S, B)`` slabs (numpy reduces a short inner axis ~50x slower), and the
+# action-major transition matrix ``(A*S, S)`` turns a backup into one sparse-dense product.
+def _to_internal(x: np.ndarray) -> np.ndarray:
+    """Public ``(B, ..., S, A)`` -> internal ``(..., A, S, B)`` (contiguous)."""
+    return np.ascontiguousarray(np.swapaxes(np.moveaxis(x, 0, -1), -3, -2))
+
+
+def _to_public(x: np.ndarray, batched: bool) -> np.ndarray:
+    """Internal ``(..., A, S, B)`` -> public ``(B, ..., S, A)`` (or without the batch axis)."""
+    out = np.swapaxes(np.moveaxis(x, -1, 0), -1, -2)
+    return out if batched else out[0]
+
+
+def _values_public(v: np.ndarray, batched: bool) -> np.ndarray:
+    """Internal values ``(..., S, B)`` -> ``(B, ..., S)``."""
+    return np.moveaxis(v, -1, 0) if batched else v[..., 0]
+
+
+def _am(mdp: TabularMDP) -> sp.csr_matrix:
+    """Action-major continuation ``(A*S, S)``: row ``a*S + s`` is ``P(. | s, a)`` (terminal rows zero)."""
+    if "am" not in mdp._cache:
+        S, A = mdp.n_states, mdp.n_actions
+        perm = (np.arange(A)[:, None] + A * np.arange(S)[None, :]).ravel()
+        P = mdp.continuation[perm]
+        P.indices = P.indices.astype(np.int32, copy=False)
+        P.indptr = P.indptr.astype(np.int32, copy=False) if P.nnz < 2**31 else P.indptr
+        mdp._cache["am"] = P
+    return mdp._cache["am"]
+
+
+def _amT(mdp: TabularMDP) -> sp.csr_matrix:
+    """Transpose of :func:`_am` as CSR ``(S, A*S)`` for forward (occupancy) passes."""
+    if "amT" not in mdp._cache:
+        mdp._cache["amT"] = sp.csr_matrix(_am(mdp).T)
+    return mdp._cache["amT"]
+
+
 def _batch_last(mdp: TabularMDP, reward: Any) -> tuple[np.ndarray, bool]:
-    """Reward as ``(S, A, B)`` float64 plus whether the input had a batch axis."""
+    """Reward as internal ``(A, S, B)`` float64 plus whether the input had a batch axis."""
     r = state_action_reward(reward, mdp.n_states, mdp.n_actions)
     if r.ndim == 2:
-        return np.ascontiguousarray(r[:, :, None]), False
+        return np.ascontiguousarray(r.T[:, :, None]), False
     if r.ndim == 3:
-        return np.ascontiguousarray(np.moveaxis(r, 0, -1)), True
+        return np.ascontiguousarray(np.transpose(r, (2, 1, 0))), True
     raise MDPValidationError(f"reward must have shape (S,), (S, A) or (B, S, A): got {r.shape}")
 
 
-def _batch_first(x: np.ndarray, batched: bool) -> np.ndarray:
-    """Move the trailing batch axis to the front (or drop it)."""
-    return np.moveaxis(x, -1, 0) if batched else x[..., 0]
-
-
 def _policy_batch_last(mdp: TabularMDP, policy: Any) -> tuple[np.ndarray, bool]:
-    """Policy probabilities ``(B, [H,] S, A)`` -> ``([H,] S, A, B)``."""
+    """Policy probabilities ``(B, [H,] S, A)`` -> internal ``([H,] A, S, B)``."""
     p = np.asarray(policy.detach().cpu().numpy() if hasattr(policy, "detach") else policy, dtype=np.float64)
     S, A = mdp.n_states, mdp.n_actions
     if p.shape[-2:] != (S, A):
@@ -80,57 +116,111 @@ def _policy_batch_last(mdp: TabularMDP, policy: Any) -> tuple[np.ndarray, bool]:
     if p.ndim == base - 1 and timed:  # stationary policy in a finite-horizon MDP
         p = np.broadcast_to(p, (mdp.horizon, S, A))
     if p.ndim == base:
-        return np.ascontiguousarray(p[..., None]), False
+        return _to_internal(p[None]), False
     if p.ndim == base + 1:
         if timed and p.shape[1] != mdp.horizon:
             raise MDPValidationError(f"policy must have {mdp.horizon} time steps: got {p.shape[1]}")
-        return np.ascontiguousarray(np.moveaxis(p, 0, -1)), True
+        return _to_internal(p), True
     raise MDPValidationError(
         f"policy must have shape {'(H, S, A)' if timed else '(S, A)'} or a batch of them: got {p.shape}")
 
 
 def _lse_and_policy(q: np.ndarray, soft: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Values ``(S, B)`` and action probabilities ``(S, A, B)`` from ``q`` ``(S, A, B)``.
+    """Values ``(S, B)`` and action probabilities ``(A, S, B)`` from ``q`` ``(A, S, B)``.
 
-    Soft: log-sum-exp and softmax (max-shifted, computed once for both).
+    Soft: log-sum-exp and softmax, max-shifted, computed once for both, in place.
     Hard: max and the uniform distribution over maximising actions.
     """
-    m = q.max(axis=1)
+    m = np.maximum.reduce(q, axis=0)
     if soft:
-        e = np.exp(q - m[:, None, :])
-        z = e.sum(axis=1)
-        return m + np.log(z), e / z[:, None, :]
-    ties = (q >= m[:, None, :] - 1e-12 * (1.0 + np.abs(m[:, None, :]))).astype(np.float64)
-    return m, ties / ties.sum(axis=1, keepdims=True)
+        e = q - m
+        np.exp(e, out=e)
+        z = np.add.reduce(e, axis=0)
+        e /= z
+        np.log(z, out=z)
+        z += m
+        return z, e
+    ties = (q >= m - 1e-12 * (1.0 + np.abs(m))).astype(np.float64)
+    ties /= np.add.reduce(ties, axis=0)
+    return m, ties
+
+
+def _matmul(M: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
+    """Sparse ``M @ x`` for ``x (n, B)``; a single column goes through the faster mat-vec kernel."""
+    if x.shape[1] == 1:
+        return (M @ x[:, 0])[:, None]
+    return M @ x
 
 
 def _backup(mdp: TabularMDP, r: np.ndarray, v_next: np.ndarray) -> np.ndarray:
-    S, A, B = r.shape
-    cont = (mdp.continuation @ v_next).reshape(S, A, B)
-    return r + mdp.discount * cont
+    """``r + gamma * P v_next``: ``(A, S, B)``."""
+    cont = _matmul(_am(mdp), v_next).reshape(r.shape)
+    if mdp.discount != 1.0:
+        cont *= mdp.discount
+    cont += r
+    return cont
 
 
 def _pushforward(mdp: TabularMDP, x: np.ndarray) -> np.ndarray:
-    """``gamma * sum_{s,a} x[s, a] P(s' | s, a)``: ``(S, A, B)`` -> ``(S, B)``."""
-    S, A, B = x.shape
-    return mdp.discount * (mdp.continuation_T @ x.reshape(S * A, B))
+    """``gamma * sum_{s,a} x[a, s] P(s' | s, a)``: ``(A, S, B)`` -> ``(S, B)``."""
+    A, S, B = x.shape
+    out = _matmul(_amT(mdp), x.reshape(A * S, B))
+    if mdp.discount != 1.0:
+        out *= mdp.discount
+    return out
+
+
+def _spsolve(M: sp.spmatrix, b: np.ndarray) -> np.ndarray:
+    """``spsolve`` whose singular-matrix warning is dropped: callers turn NaN into a ConvergenceError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", spla.MatrixRankWarning)
+        return spla.spsolve(M, b)
+
+
+def _policy_matrix(mdp: TabularMDP, pi_b: np.ndarray) -> sp.csr_matrix:
+    """``P_pi (S, S)`` for one hypothesis' policy ``pi_b (A, S)``."""
+    A, S = pi_b.shape
+    Pi = sp.csr_matrix((pi_b.ravel(), (np.tile(np.arange(S), A), np.arange(A * S))), shape=(S, A * S))
+    return sp.csr_matrix(Pi @ _am(mdp))
+
+
+def _check_terminates(mdp: TabularMDP, M: sp.csr_matrix, what: str) -> None:
+    """With discount 1, every state must reach termination under ``M = P_pi`` (else values are infinite).
+
+    A state terminates with probability 1 iff it has a path to a state whose row
+    of ``M`` loses mass (a terminal state); checked by reverse reachability.
+    """
+    if mdp.discount < 1.0:
+        return
+    leak = np.asarray(M.sum(axis=1)).ravel() < 1.0 - 1e-12
+    reach = leak.copy()
+    G = (M > 0).astype(np.float64)
+    while True:
+        new = reach | (G @ reach.astype(np.float64) > 0)
+        if np.array_equal(new, reach):
+            break
+        reach = new
+    if not reach.all():
+        s = int(np.flatnonzero(~reach)[0])
+        name = mdp.state_names[s] if mdp.state_names else str(s)
+        raise ConvergenceError(
+            f"{what} is infinite: with discount 1 and no finite horizon the policy must reach a terminal state "
+            f"with probability 1, but from state {name} it never does (use discount < 1 or a finite horizon)")
 
 
 def _solve_flow(mdp: TabularMDP, pi: np.ndarray, source: np.ndarray) -> np.ndarray:
     """Solve ``d = source + gamma * P_pi^T d`` for the discounted flow ``d`` ``(S, B)``.
 
-    ``pi`` is ``(S, A, B)``. One sparse direct solve per hypothesis.
+    ``pi`` is ``(A, S, B)``. One sparse direct solve per hypothesis.
     """
-    S, A, B = pi.shape
-    g = mdp.discount
+    A, S, B = pi.shape
     out = np.empty((S, B))
     eye = sp.identity(S, format="csc")
-    rows = np.repeat(np.arange(S), A)
-    cols = np.arange(S * A)
     for b in range(B):  # one linear system per hypothesis (B is small: chains, samples)
-        Pi = sp.csr_matrix((pi[:, :, b].ravel(), (rows, cols)), shape=(S, S * A))
-        M = (Pi @ mdp.continuation).T.tocsc()  # (S', S) = P_pi^T
-        sol = spla.spsolve(eye - g * M, source[:, b])
+        P_pi = _policy_matrix(mdp, pi[:, :, b])
+        _check_terminates(mdp, P_pi, "the discounted flow")
+        M = P_pi.T.tocsc()  # (S', S) = P_pi^T
+        sol = _spsolve(eye - mdp.discount * M, source[:, b])
         if not np.all(np.isfinite(sol)):
             raise ConvergenceError(
                 "the discounted flow is infinite: with discount = 1 and no finite horizon, the policy must "
@@ -142,9 +232,9 @@ def _solve_flow(mdp: TabularMDP, pi: np.ndarray, source: np.ndarray) -> np.ndarr
 # ------------------------------------------------------------- Q-values
 def _q_finite(mdp: TabularMDP, r: np.ndarray, soft: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     H = mdp.horizon
-    S, A, B = r.shape
-    q = np.empty((H, S, A, B))
-    pi = np.empty((H, S, A, B))
+    A, S, B = r.shape
+    q = np.empty((H, A, S, B))
+    pi = np.empty((H, A, S, B))
     v = np.zeros((H + 1, S, B))
     for t in range(H - 1, -1, -1):
         q[t] = _backup(mdp, r, v[t + 1])
@@ -154,7 +244,7 @@ def _q_finite(mdp: TabularMDP, r: np.ndarray, soft: bool) -> tuple[np.ndarray, n
 
 def _q_infinite(mdp: TabularMDP, r: np.ndarray, soft: bool, tol: float, max_iter: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    S, A, B = r.shape
+    A, S, B = r.shape
     v = np.zeros((S, B))
     delta = np.inf
     for _ in range(max_iter):
@@ -204,10 +294,11 @@ class PlanningResult:
 
 def _plan(mdp: TabularMDP, reward: Any, soft: bool, beta: float, tol: float, max_iter: int) -> PlanningResult:
     r, batched = _batch_last(mdp, reward)
-    q, v, pi = _q_values(mdp, beta * r, soft, tol, max_iter)
-    scale = 1.0 / beta
-    return PlanningResult(q=_batch_first(q * scale, batched), v=_batch_first(v * scale, batched),
-                          policy=_batch_first(pi, batched))
+    q, v, pi = _q_values(mdp, beta * r if beta != 1.0 else r, soft, tol, max_iter)
+    if beta != 1.0:
+        q /= beta
+        v /= beta
+    return PlanningResult(q=_to_public(q, batched), v=_values_public(v, batched), policy=_to_public(pi, batched))
 
 
 def soft_value_iteration(mdp: TabularMDP, reward: Any, *, beta: float = 1.0, tol: float = 1e-10,
@@ -272,52 +363,62 @@ def value_iteration(mdp: TabularMDP, reward: Any, *, tol: float = 1e-10, max_ite
     return _plan(mdp, reward, False, 1.0, tol, max_iter)
 
 
-def bellman_q(mdp: TabularMDP, reward: np.ndarray, *, soft: bool = True, tol: float = 1e-10,
+def bellman_q(mdp: TabularMDP, reward: Any, *, soft: bool = True, tol: float = 1e-10,
               max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """Q-values and policy in the internal batch-last layout (used by autograd wrappers).
+    """Q-values and the policy they induce (used by the autograd wrapper :func:`irl.autodiff.q_values`).
 
     Args:
         mdp: the MDP.
-        reward: ``(S, A, B)`` float64.
-        soft: soft (log-sum-exp) or hard (max) backup.
+        reward: ``(S,)``, ``(S, A)`` or a batch ``(B, S, A)``.
+        soft: soft (log-sum-exp, temperature 1) or hard (max) backup.
+        tol: convergence tolerance (infinite horizon).
+        max_iter: sweep limit (infinite horizon).
 
     Returns:
-        ``(q, pi)``, each ``(H, S, A, B)`` or ``(S, A, B)``.
+        ``(q, pi)``, each ``([B,] H, S, A)`` or ``([B,] S, A)``. ``pi`` is the softmax
+        of ``q`` (soft) or the even split over maximisers (hard): the derivative
+        ``dV/dQ`` that :func:`bellman_q_vjp` needs.
     """
-    q, _, pi = _q_values(mdp, reward, soft, tol, max_iter)
-    return q, pi
+    r, batched = _batch_last(mdp, reward)
+    q, _, pi = _q_values(mdp, r, soft, tol, max_iter)
+    return _to_public(q, batched), _to_public(pi, batched)
 
 
 def bellman_q_vjp(mdp: TabularMDP, pi: np.ndarray, q_bar: np.ndarray) -> np.ndarray:
     """Vector-Jacobian product of :func:`bellman_q` with respect to the reward.
 
-    Given ``q_bar = dL/dQ`` (same shape as ``Q``) returns ``dL/dr`` ``(S, A, B)``.
+    Given ``q_bar = dL/dQ`` (the shape of ``Q``) returns ``dL/dr`` ``([B,] S, A)``.
     ``Q_t = r + gamma P V_{t+1}`` and ``dV/dQ = pi``, so the adjoint is one
     *forward* flow: ``qbar_0 = Qbar_0``, ``vbar_{t+1} = gamma P^T qbar_t``,
-    ``qbar_{t+1} = Qbar_{t+1} + pi_{t+1} * vbar_{t+1}``, ``dL/dr = sum_t qbar_t``.
-    For demonstration counts this is the familiar "empirical minus expected
-    feature counts" occupancy pass; it costs one sweep, like value iteration.
+    ``qbar_{t+1} = Qbar_{t+1} + pi_{t+1} * vbar_{t+1}``, ``dL/dr = sum_t qbar_t``
+    (infinite horizon: one sparse linear solve for the stationary flow). For
+    demonstration counts this is the familiar "empirical minus expected feature
+    counts" occupancy pass; it costs one sweep, like value iteration.
 
     Args:
         mdp: the MDP.
-        pi: policy from :func:`bellman_q`, ``(H, S, A, B)`` or ``(S, A, B)``.
-        q_bar: upstream gradient, same shape.
+        pi: the policy returned by :func:`bellman_q`.
+        q_bar: upstream gradient, the shape of ``Q``.
 
     Returns:
-        ``dL/dr`` of shape ``(S, A, B)``.
+        ``dL/dr``, with the batch axis if ``q_bar`` has one.
     """
-    if mdp.horizon is not None:
-        H = mdp.horizon
-        acc = q_bar[0].copy()
-        x = q_bar[0]
-        for t in range(1, H):
-            v_bar = _pushforward(mdp, x)
-            x = q_bar[t] + pi[t] * v_bar[:, None, :]
+    timed = mdp.horizon is not None
+    batched = np.ndim(q_bar) == (4 if timed else 3)
+    qb = _to_internal(np.asarray(q_bar, dtype=np.float64) if batched else np.asarray(q_bar, dtype=np.float64)[None])
+    p = _to_internal(np.asarray(pi) if batched else np.asarray(pi)[None])
+    if qb.shape != p.shape:
+        raise MDPValidationError(f"q_bar and pi must have the same shape: got {np.shape(q_bar)} and {np.shape(pi)}")
+    if timed:
+        acc = qb[0].copy()
+        x = qb[0]
+        for t in range(1, mdp.horizon):
+            x = qb[t] + p[t] * _pushforward(mdp, x)
             acc += x
-        return acc
-    # stationary: qbar = Qbar + pi * vbar, vbar = gamma P^T qbar  =>  vbar = src + gamma P_pi^T vbar
-    v_bar = _solve_flow(mdp, pi, _pushforward(mdp, q_bar))
-    return q_bar + pi * v_bar[:, None, :]
+    else:
+        # stationary: qbar = Qbar + pi * vbar, vbar = gamma P^T qbar  =>  vbar = src + gamma P_pi^T vbar
+        acc = qb + p * _solve_flow(mdp, p, _pushforward(mdp, qb))
+    return _to_public(acc, batched)
 
 
 # --------------------------------------------------------- occupancies
@@ -353,11 +454,11 @@ def occupancy_measure(mdp: TabularMDP, policy: Any, *, initial: Any = None) -> n
     if mdp.horizon is not None:
         out = np.empty_like(pi)
         for t in range(mdp.horizon):
-            out[t] = d[:, None, :] * pi[t]
+            np.multiply(pi[t], d, out=out[t])
             d = _pushforward(mdp, out[t])
-        return _batch_first(out, batched)
+        return _to_public(out, batched)
     d = _solve_flow(mdp, pi, d)
-    return _batch_first(d[:, None, :] * pi, batched)
+    return _to_public(d * pi, batched)
 
 
 def state_occupancy(mdp: TabularMDP, policy: Any, *, initial: Any = None) -> np.ndarray:
@@ -386,22 +487,20 @@ def policy_evaluation(mdp: TabularMDP, reward: Any, policy: Any) -> np.ndarray:
     if mdp.horizon is not None:
         v = np.zeros((mdp.horizon + 1, S, B))
         for t in range(mdp.horizon - 1, -1, -1):
-            v[t] = (pi[t] * _backup(mdp, r, v[t + 1])).sum(axis=1)
-        return _batch_first(v, rb or pb)
-    # V = sum_a pi (r + gamma P V)  <=>  V^T-flow form solved with the transpose system
-    A = mdp.n_actions
-    rows = np.repeat(np.arange(S), A)
-    cols = np.arange(S * A)
+            v[t] = np.add.reduce(pi[t] * _backup(mdp, r, v[t + 1]), axis=0)
+        return _values_public(v, rb or pb)
+    # V = sum_a pi (r + gamma P V)  <=>  (I - gamma P_pi) V = sum_a pi r
     out = np.empty((S, B))
     pib = np.broadcast_to(pi, pi.shape[:-1] + (B,))
+    eye = sp.identity(S, format="csc")
     for b in range(B):
-        Pi = sp.csr_matrix((pib[:, :, b].ravel(), (rows, cols)), shape=(S, S * A))
-        M = (Pi @ mdp.continuation).tocsc()
-        sol = spla.spsolve(sp.identity(S, format="csc") - mdp.discount * M, (pib[:, :, b] * r[:, :, b]).sum(1))
+        M = _policy_matrix(mdp, pib[:, :, b])
+        _check_terminates(mdp, M, "the value of the policy")
+        sol = _spsolve((eye - mdp.discount * M).tocsc(), np.add.reduce(pib[:, :, b] * r[:, :, b], axis=0))
         if not np.all(np.isfinite(sol)):
             raise ConvergenceError("policy evaluation diverged: with discount 1 the policy must terminate")
         out[:, b] = sol
-    return _batch_first(out, rb or pb)
+    return _values_public(out, rb or pb)
 
 
 def expected_return(mdp: TabularMDP, reward: Any, policy: Any, *, initial: Any = None) -> np.ndarray | float:
