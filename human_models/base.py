@@ -106,6 +106,27 @@ class BaseHumanModel(ABC):
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
         """Log action probabilities, ``(..., H, S, A)`` or ``(..., S, A)``, differentiable in ``reward``."""
 
+    def choice_log_probs(self, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probabilities of choosing among options worth ``values`` ``(..., C)``.
+
+        The human's choice rule for evidence that is a choice between behaviours
+        (comparisons, corrections, e-stops): Boltzmann-rational with the model's
+        rationality ``beta`` (1 if it has none), ``P(c) ∝ exp(beta * value_c)``.
+        ``mask`` marks real options (padding is ``False``). A batched ``beta``
+        ``(B,)`` applies to a leading batch axis of ``values``.
+
+        References:
+            Jeon, Milli & Dragan (2020), "Reward-rational (implicit) choice: A unifying
+            formalism for reward learning", NeurIPS.
+        """
+        beta = self._value("beta") if "beta" in self.params else 1.0
+        if isinstance(beta, torch.Tensor) and beta.ndim > 0:
+            beta = beta.reshape(*beta.shape, *([1] * (values.ndim - beta.ndim)))
+        z = beta * values
+        if mask is not None:
+            z = torch.where(mask, z, torch.full((), -torch.inf, dtype=z.dtype))
+        return torch.log_softmax(z, dim=-1)
+
     def action_probs(self, mdp: TabularMDP, reward: Any) -> np.ndarray:
         """Action probabilities as a numpy array (no gradient)."""
         with torch.no_grad():
