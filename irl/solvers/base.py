@@ -12,7 +12,21 @@ import torch
 from irl.evidence import Evidence
 from irl.rewards import RewardModel
 
-__all__ = ["LogJoint", "RewardEstimate"]
+__all__ = ["LogJoint", "RewardEstimate", "n_observations"]
+
+
+def n_observations(observation: Any) -> int:
+    """How many scored observations an evidence item holds (actions, choices, states...).
+
+    Used for information criteria (BIC's ``n``) and to scale objectives.
+    """
+    n = getattr(observation, "n_observations", None)
+    if n is not None:
+        return int(n)
+    lengths = getattr(observation, "lengths", None)
+    if lengths is not None:
+        return int(np.sum(lengths))
+    return len(observation)
 
 
 class LogJoint:

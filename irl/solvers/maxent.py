@@ -11,7 +11,7 @@ import torch
 
 from irl.evidence import as_evidence_list
 from irl.rewards import RewardModel, default_reward_model
-from irl.solvers.base import LogJoint, RewardEstimate
+from irl.solvers.base import LogJoint, RewardEstimate, n_observations
 
 __all__ = ["MaxEnt"]
 
@@ -81,8 +81,8 @@ class MaxEnt:
                                 f"(use a sampler-based solver)")
         model = self.reward_model or default_reward_model(evidence[0].mdp)
         joint = LogJoint(evidence, model, self.prior)
-        steps = sum(float(getattr(ev.observation, "lengths", np.ones(1)).sum()) for ev in evidence)
-        scale = 1.0 / max(steps, 1.0)
+        n_obs = sum(n_observations(ev.observation) for ev in evidence)
+        scale = 1.0 / max(n_obs, 1)
         x0 = joint.initial_point().numpy()
         if init is not None:
             given = np.asarray(init, dtype=np.float64).ravel()
@@ -131,4 +131,5 @@ class MaxEnt:
             converged=bool(res.success or grad_ok), history=history, param_names=model.param_names(),
             info={"solver": "maxent", "human": repr(self.human), "prior": repr(self.prior),
                   "evaluations": n_eval, "message": str(res.message),
-                  "seconds": time.perf_counter() - t0, "n_evidence": len(evidence)})
+                  "seconds": time.perf_counter() - t0, "n_evidence": len(evidence), "n_observations": n_obs,
+                  "n_free_params": joint.dim, "x": res.x.tolist()})
