@@ -188,24 +188,26 @@ def _check_terminates(mdp: TabularMDP, M: sp.csr_matrix, what: str) -> None:
     """With discount 1, every state must reach termination under ``M = P_pi`` (else values are infinite).
 
     A state terminates with probability 1 iff it has a path to a state whose row
-    of ``M`` loses mass (a terminal state); checked by reverse reachability.
+    of ``M`` loses mass (a terminal state): one breadth-first search on the
+    reversed graph from a virtual node joined to every such state.
     """
     if mdp.discount < 1.0:
         return
-    leak = np.asarray(M.sum(axis=1)).ravel() < 1.0 - 1e-12
-    reach = leak.copy()
-    G = (M > 0).astype(np.float64)
-    while True:
-        new = reach | (G @ reach.astype(np.float64) > 0)
-        if np.array_equal(new, reach):
-            break
-        reach = new
-    if not reach.all():
-        s = int(np.flatnonzero(~reach)[0])
-        name = mdp.state_names[s] if mdp.state_names else str(s)
+    S = M.shape[0]
+    leak = np.flatnonzero(np.asarray(M.sum(axis=1)).ravel() < 1.0 - 1e-12)
+    rev = sp.csr_matrix(M.T > 0, dtype=np.int8)
+    extra = sp.csr_matrix((np.ones(leak.size, np.int8), (np.zeros(leak.size, np.int64), leak)), shape=(1, S))
+    graph = sp.vstack([sp.hstack([rev, sp.csr_matrix((S, 1), dtype=np.int8)]),
+                       sp.hstack([extra, sp.csr_matrix((1, 1), dtype=np.int8)])]).tocsr()
+    reached = np.zeros(S + 1, bool)
+    reached[csgraph.breadth_first_order(graph, S, directed=True, return_predecessors=False)] = True
+    if not reached[:S].all():
+        bad = np.flatnonzero(~reached[:S])
+        names = [mdp.state_names[i] if mdp.state_names else str(int(i)) for i in bad[:5]]
         raise ConvergenceError(
             f"{what} is infinite: with discount 1 and no finite horizon the policy must reach a terminal state "
-            f"with probability 1, but from state {name} it never does (use discount < 1 or a finite horizon)")
+            f"with probability 1, but from states {', '.join(names)}{' ...' if bad.size > 5 else ''} it never "
+            f"does (use discount < 1 or a finite horizon)")
 
 
 def _solve_flow(mdp: TabularMDP, pi: np.ndarray, source: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ class RewardModel(ABC):
         return [f"theta[{i}]" for i in range(self.n_params)]
 
     def _check(self, theta: Any) -> torch.Tensor:
-        t = theta if isinstance(theta, torch.Tensor) else torch.as_tensor(np.asarray(theta, dtype=np.float64))
+        t = theta if isinstance(theta, torch.Tensor) else torch.from_numpy(np.array(theta, dtype=np.float64))
         if t.ndim < 1 or t.shape[-1] != self.n_params:
             raise MDPValidationError(f"{type(self).__name__} expects parameters of shape (..., {self.n_params}): "
                                      f"got {tuple(t.shape)}")
@@ -97,7 +97,8 @@ class LinearReward(RewardModel):
             f = np.broadcast_to(f[:, None, :], (f.shape[0], int(n_actions), f.shape[1]))
         if f.ndim != 3:
             raise MDPValidationError(f"features must have shape (S, F) or (S, A, F): got {f.shape}")
-        self.features = torch.from_numpy(np.ascontiguousarray(f))
+        # a copy: features of an MDP are read-only, which torch.from_numpy warns about
+        self.features = torch.from_numpy(np.array(f, dtype=np.float64, order="C"))
         self.n_states, self.n_actions = f.shape[0], f.shape[1]
         self._names = names
 
