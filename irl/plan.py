@@ -9,7 +9,7 @@ import numpy as np
 from irl import planning
 from irl.mdp import TabularMDP
 
-__all__ = ["plan", "reward_of"]
+__all__ = ["plan", "reward_of", "check_policy", "save_policy", "load_policy", "POLICY_FORMAT"]
 
 
 def reward_of(answer: Any) -> np.ndarray:
@@ -50,3 +50,95 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
     if objective == "soft":
         return planning.soft_value_iteration(env, r, beta=1.0 if beta is None else beta).policy
     raise ValueError(f"unknown planning objective {objective!r}; known: optimal, soft")
+
+
+# ------------------------------------------------------------------ policy files
+POLICY_FORMAT = "pluggable-irl/policy"
+
+
+def check_policy(env: TabularMDP, policy: Any, *, name: str = "policy") -> np.ndarray:
+    """Validate action probabilities for ``env`` and return them as float64.
+
+    Args:
+        env: the MDP the policy acts in.
+        policy: ``(H, S, A)`` (finite horizon ``H``) or stationary ``(S, A)``.
+        name: what to call the array in messages (e.g. a file name).
+
+    Returns:
+        The policy as a float64 array of the same shape.
+
+    Raises:
+        ValueError: wrong shape for ``env``, non-finite or negative entries, or rows
+            that do not sum to 1.
+
+    Example:
+        >>> import irl
+        >>> from irl.plan import check_policy
+        >>> env = irl.envs.make("gridworld-5x5")
+        >>> check_policy(env, irl.plan(env, env.true_reward)).shape[1:]
+        (25, 5)
+    """
+    p = np.asarray(policy)
+    if not (np.issubdtype(p.dtype, np.floating) or np.issubdtype(p.dtype, np.integer)):
+        raise ValueError(f"{name} must hold numbers: got dtype {p.dtype}")
+    p = p.astype(np.float64)
+    S, A, H = env.n_states, env.n_actions, env.horizon
+    ok = p.shape == (S, A) or (H is not None and p.shape == (H, S, A))
+    if not ok:
+        want = f"(H, S, A) = ({H}, {S}, {A}) or (S, A) = ({S}, {A})" if H is not None else f"(S, A) = ({S}, {A})"
+        raise ValueError(f"{name} must have shape {want} for environment {env.name!r}: got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} must be finite: found NaN or inf")
+    if np.any(p < 0):
+        raise ValueError(f"{name} holds probabilities, which must be >= 0: got {p.min():.6g}")
+    sums = p.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > 1e-6
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}{list(idx)} must sum to 1 over actions: got {sums[idx]:.6g}")
+    return p
+
+
+def save_policy(path: Any, policy: Any, *, meta: dict[str, Any] | None = None) -> None:
+    """Write action probabilities to a versioned ``.npz`` (atomic, no pickle).
+
+    Args:
+        path: destination file.
+        policy: ``(H, S, A)`` or ``(S, A)`` probabilities.
+        meta: JSON-serialisable notes (environment name, objective, source file, ...).
+
+    Example:
+        >>> import irl, os, tempfile
+        >>> from irl.plan import load_policy, save_policy
+        >>> env = irl.envs.make("gridworld-5x5")
+        >>> p = os.path.join(tempfile.mkdtemp(), "policy.npz")
+        >>> save_policy(p, irl.plan(env, env.true_reward), meta={"env": env.name})
+        >>> load_policy(p)[1]["env"]
+        'gridworld-5x5'
+    """
+    from demos import save_arrays
+
+    save_arrays(path, POLICY_FORMAT, {"policy": np.asarray(policy, dtype=np.float64)}, meta=meta or {})
+
+
+def load_policy(path: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a file written by :func:`save_policy`: ``(policy, meta)``.
+
+    Raises:
+        demos.DemoFileError: missing file, object arrays (refused), another format,
+            or a policy array that is not a probability table.
+    """
+    from demos import DemoFileError, load_arrays
+
+    _, arrays, meta = load_arrays(path, POLICY_FORMAT)
+    if "policy" not in arrays:
+        raise DemoFileError(f"{path}: policy file lacks the array 'policy'")
+    p = arrays["policy"]
+    if p.ndim not in (2, 3):
+        raise DemoFileError(f"{path}: 'policy' must have shape (H, S, A) or (S, A): got {p.shape}")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise DemoFileError(f"{path}: 'policy' must be a float array: got dtype {p.dtype}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(np.abs(p.sum(-1) - 1.0) > 1e-6):
+        raise DemoFileError(f"{path}: 'policy' is not a table of action probabilities (entries must be finite, "
+                            f">= 0 and sum to 1 over actions)")
+    return p, dict(meta)

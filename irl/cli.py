@@ -1,0 +1,693 @@
+"""The ``irl`` command: simulate, fit, plan and evaluate from the shell.
+
+The commands use the same nouns as the Python API (environments, human models,
+priors, solvers, rewards, policies) and look every name up in a registry, so an
+unknown name fails with the list of the known ones::
+
+    irl simulate --env gridworld-8x8 --human boltzmann:beta=5 --n 200 --out demos.npz
+    irl fit demos.npz --env gridworld-8x8 --human boltzmann:beta=5 --solver maxent --out reward.npz
+    irl plan reward.npz --env gridworld-8x8 --out policy.npz
+    irl evaluate policy.npz --env gridworld-8x8 --data demos.npz
+    irl envs; irl human-models; irl solvers
+    irl plot reward.npz --env gridworld-8x8 --out reward.png
+
+User errors (unknown names, bad files, shapes that do not fit the environment)
+print one line ``Error: ...`` on standard error and exit with a non-zero code
+(2 for an unknown name or a bad option value, 1 otherwise). Set the environment
+variable ``IRL_DEBUG=1`` to see the full traceback instead.
+
+Solvers plug in through :func:`register_solver`; each one is built from the
+options of ``irl fit`` and must return a result with a ``save(path)`` method.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+import numpy as np
+import typer
+
+__all__ = ["app", "main", "register_solver", "SOLVERS", "SolverEntry", "CLIError"]
+
+
+# ----------------------------------------------------------------------------- errors
+class CLIError(Exception):
+    """A user error: printed as one line ``Error: ...`` and exits with ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from irl.envs import UnknownEnvError
+    from irl.planning import ConvergenceError
+
+    # ValueError covers the library's own errors: DemoFileError, DemoValidationError,
+    # MDPValidationError, HumanModelError and the priors' messages.
+    return (ValueError, UnknownEnvError, ConvergenceError, OSError, ImportError)
+
+
+def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one-line messages (``IRL_DEBUG=1`` re-raises them)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(130) from None
+        except CLIError as e:
+            if os.environ.get("IRL_DEBUG"):
+                raise
+            _fail(_one_line(e), e.code)
+        except _user_errors() as e:
+            if os.environ.get("IRL_DEBUG"):
+                raise
+            _fail(_one_line(e), 1)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------- registries
+@dataclass(frozen=True)
+class SolverEntry:
+    """A solver for ``irl fit``.
+
+    Attributes:
+        build: ``build(*, human, prior, reward_model, max_iter, callback) -> solver``;
+            the solver has ``fit(env, data)`` returning a result with ``save(path)``.
+            ``callback(iteration, objective, grad_norm)`` drives the progress display.
+        summary: one line for ``irl solvers`` and the help text.
+    """
+
+    build: Callable[..., Any]
+    summary: str
+
+
+#: Solvers known to ``irl fit --solver``, by name.
+SOLVERS: dict[str, SolverEntry] = {}
+
+
+def register_solver(name: str, build: Callable[..., Any], summary: str = "") -> None:
+    """Make a solver available as ``irl fit --solver NAME``.
+
+    Args:
+        name: the name on the command line.
+        build: called as ``build(human=..., prior=..., reward_model=..., max_iter=...,
+            callback=...)``; returns an object with ``fit(env, data)``.
+        summary: one-line description.
+
+    Example:
+        >>> from irl.cli import SOLVERS, register_solver
+        >>> register_solver("my-maxent", SOLVERS["maxent"].build, "MaxEnt under another name")
+        >>> "my-maxent" in SOLVERS
+        True
+        >>> del SOLVERS["my-maxent"]
+    """
+    SOLVERS[name] = SolverEntry(build=build, summary=summary)
+
+
+def _build_maxent(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
+                  callback: Callable[[int, float, float], None] | None) -> Any:
+    from irl.solvers import MaxEnt
+
+    return MaxEnt(human=human, prior=prior, reward_model=reward_model, max_iter=max_iter, callback=callback)
+
+
+register_solver("maxent", _build_maxent,
+                "maximum (causal) entropy IRL: MAP point estimate by L-BFGS (any differentiable human model)")
+
+_REWARD_MODELS = {
+    "auto": "linear in the environment's features if it has any, else tabular",
+    "linear": "r(s, a) = features(s[, a]) . theta (one weight per feature)",
+    "tabular": "one parameter per state: r(s)",
+    "tabular-sa": "one parameter per state-action pair: r(s, a)",
+}
+
+
+def _known(kind: str, name: str, known: list[str]) -> CLIError:
+    return CLIError(f"unknown {kind} {name!r}; known: {', '.join(known)}", code=2)
+
+
+def _make_env(name: str) -> Any:
+    import irl
+
+    if name not in irl.envs.names():
+        raise _known("environment", name, irl.envs.names())
+    return irl.envs.make(name)
+
+
+def _make_human(spec: str) -> Any:
+    import human_models as hm
+
+    try:
+        return hm.make(spec)
+    except hm.HumanModelError as e:
+        raise CLIError(f"--human {spec!r}: {_one_line(e)}", code=2) from None
+
+
+def _make_prior(spec: str | None) -> Any:
+    if spec is None:
+        return None
+    import priors
+
+    try:
+        return priors.make(spec)
+    except ValueError as e:
+        raise CLIError(f"--prior {spec!r}: {_one_line(e)}", code=2) from None
+
+
+def _make_reward_model(name: str, env: Any) -> Any:
+    from irl.rewards import LinearReward, TabularReward, default_reward_model
+
+    if name not in _REWARD_MODELS:
+        raise _known("reward model", name, list(_REWARD_MODELS))
+    if name == "auto":
+        return default_reward_model(env)
+    if name == "linear":
+        if env.features is None:
+            raise CLIError(f"environment {env.name!r} has no reward features, so --reward-model linear is "
+                           f"impossible; use --reward-model tabular or tabular-sa", code=2)
+        return LinearReward.from_mdp(env)
+    return TabularReward(env.n_states, env.n_actions, state_only=(name == "tabular"))
+
+
+def _true_reward(env: Any, command: str) -> np.ndarray:
+    import irl
+
+    if env.true_reward is None:
+        raise CLIError(f"environment {env.name!r} defines no true reward, which `irl {command}` needs")
+    return irl.envs.true_reward(env)
+
+
+def _check_reward_shape(reward: np.ndarray, env: Any, path: Path) -> None:
+    want = (env.n_states, env.n_actions)
+    if reward.shape != want:
+        raise CLIError(f"{path}: the reward has shape {reward.shape} but environment {env.name!r} has "
+                       f"(S, A) = {want}; use the --env the reward was fitted in")
+
+
+def _warn_env_mismatch(meta_env: Any, env: Any, path: Path) -> None:
+    if isinstance(meta_env, str) and meta_env and meta_env != env.name:
+        typer.echo(f"Warning: {path} was made in environment {meta_env!r}, not {env.name!r}", err=True)
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+# --------------------------------------------------------------------------- the app
+app = typer.Typer(
+    name="irl",
+    help=(
+        "Inverse reinforcement learning with a swappable model of the human.\n\n"
+        "Simulate demonstrations, infer the reward behind them, plan with the inferred reward "
+        "and judge the plan under the true reward.\n\n"
+        "Example (the whole chain on a built-in gridworld):\n\n"
+        "  irl simulate --env gridworld-8x8 --human boltzmann:beta=5 --n 200 --out demos.npz\n\n"
+        "  irl fit demos.npz --env gridworld-8x8 --human boltzmann:beta=5 --out reward.npz\n\n"
+        "  irl plan reward.npz --env gridworld-8x8 --out policy.npz\n\n"
+        "  irl evaluate policy.npz --env gridworld-8x8 --data demos.npz\n\n"
+        "Set IRL_DEBUG=1 to see full tracebacks instead of one-line errors."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import irl
+
+        typer.echo(f"pluggable-irl {irl.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit. Example: irl --version"),
+) -> None:
+    """Inverse reinforcement learning with a swappable model of the human."""
+
+
+ENV_HELP = "Environment name, e.g. gridworld-8x8 (list them with `irl envs`)."
+HUMAN_HELP = "Human model spec NAME[:key=value,...], e.g. boltzmann:beta=5 (list them with `irl human-models`)."
+
+
+# ------------------------------------------------------------------------------ demo
+@app.command()
+@_handles_errors
+def demo(
+    env: str = typer.Option("gridworld-8x8", "--env", help=ENV_HELP),
+    beta: float = typer.Option(5.0, "--beta", help="Rationality of the simulated Boltzmann human, e.g. --beta 5."),
+    n: int = typer.Option(200, "--n", min=1, help="Number of demonstrations, e.g. --n 200."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same numbers), e.g. --seed 0."),
+) -> None:
+    """Run the built-in job: simulate a Boltzmann human, fit MaxEnt IRL, plan, evaluate.
+
+    Prints the true and inferred reward weights and the returns under the true reward.
+
+    Example: irl demo --env gridworld-5x5 --n 100
+    """
+    from irl.demo import print_report, run_demo
+
+    _make_env(env)  # unknown names fail here, with the list
+    print_report(run_demo(env, beta=beta, n=n, seed=seed))
+
+
+# -------------------------------------------------------------------------- simulate
+@app.command()
+@_handles_errors
+def simulate(
+    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
+    n: int = typer.Option(100, "--n", min=1, help="Number of episodes, e.g. --n 200."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data), e.g. --seed 0."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Output file; the extension picks the format: .npz, .jsonl or .csv, "
+                                  "e.g. --out demos.npz."),
+    horizon: Optional[int] = typer.Option(None, "--horizon", min=1,
+                                          help="Episode length, needed for infinite-horizon environments "
+                                               "(e.g. aima-4x3), e.g. --horizon 50."),
+) -> None:
+    """Simulate demonstrations of a human model acting on the environment's true reward.
+
+    Example: irl simulate --env gridworld-8x8 --human boltzmann:beta=5 --n 200 --seed 0 --out demos.npz
+    """
+    import demos
+
+    known_ext = [".csv", ".jsonl", ".npz"]
+    if out.suffix not in known_ext:
+        raise CLIError(f"--out {out}: unknown extension {out.suffix!r}; known: {', '.join(known_ext)}", code=2)
+    mdp = _make_env(env)
+    model = _make_human(human)
+    truth = _true_reward(mdp, "simulate")
+    if mdp.horizon is not None and horizon is not None and horizon != mdp.horizon:
+        raise CLIError(f"environment {env!r} has a fixed horizon of {mdp.horizon}; --horizon is only for "
+                       f"infinite-horizon environments", code=2)
+    if mdp.horizon is None and horizon is None:
+        raise CLIError(f"environment {env!r} has an infinite horizon: give the episode length with "
+                       f"--horizon, e.g. --horizon 50", code=2)
+    kwargs = {"horizon": horizon} if mdp.horizon is None else {}
+    data = demos.simulate(mdp, model, truth, n=n, seed=seed, **kwargs)
+    demos.save(data, out)
+    con = _console()
+    steps = int(data.lengths.sum())
+    line = (f"Wrote {len(data)} episodes ({steps} steps, mean length {steps / len(data):.1f}) of {model!r} "
+            f"in {mdp.name} to {out}")
+    returns = _episode_returns(mdp, data, truth)
+    if returns is not None:
+        line += f"; mean return {returns.mean():.4f}"
+    con.print(line, soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------- fit
+@app.command()
+@_handles_errors
+def fit(
+    data: Path = typer.Argument(..., help="Demonstrations (.npz, .jsonl or .csv), e.g. demos.npz."),
+    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
+    solver: str = typer.Option("maxent", "--solver",
+                               help="Solver name, e.g. --solver maxent (list them with `irl solvers`)."),
+    prior: Optional[str] = typer.Option(None, "--prior",
+                                        help="Prior on the reward parameters NAME[:key=value,...], "
+                                             "e.g. gaussian:scale=1 or laplace:scale=0.5; "
+                                             "without it: maximum likelihood."),
+    reward_model: str = typer.Option("auto", "--reward-model",
+                                     help="Reward model: auto, linear, tabular or tabular-sa, "
+                                          "e.g. --reward-model tabular."),
+    max_iter: int = typer.Option(500, "--max-iter", min=1, help="Iteration limit, e.g. --max-iter 200."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted reward, e.g. --out reward.npz."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No live progress display, e.g. --quiet in scripts and logs."),
+) -> None:
+    """Infer the reward behind demonstrations and save it.
+
+    Shows the optimiser's progress, prints the fitted parameters and saves a
+    versioned .npz (read it back with irl.RewardEstimate.load).
+
+    Example: irl fit demos.npz --env gridworld-8x8 --human boltzmann:beta=5 --prior gaussian:scale=1 --out reward.npz
+    """
+    import demos
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if solver not in SOLVERS:
+        raise _known("solver", solver, sorted(SOLVERS))
+    mdp = _make_env(env)
+    model = _make_human(human)
+    prior_obj = _make_prior(prior)
+    rmodel = _make_reward_model(reward_model, mdp)
+    observations = demos.load(data)
+    if hasattr(observations, "validate"):
+        observations.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+
+    err = _console(stderr=True)
+    bar = Progress(SpinnerColumn(), TextColumn(f"[bold]{solver}[/bold] iteration"), MofNCompleteColumn(),
+                   BarColumn(), TextColumn("log-joint {task.fields[objective]}  |grad| {task.fields[grad]}"),
+                   TimeElapsedColumn(), console=err, transient=False, disable=quiet)
+    task = bar.add_task("fit", total=max_iter, objective="-", grad="-")
+
+    def callback(iteration: int, objective: float, grad_norm: float) -> None:
+        bar.update(task, completed=iteration, objective=f"{objective:.4f}", grad=f"{grad_norm:.2e}")
+
+    built = SOLVERS[solver].build(human=model, prior=prior_obj, reward_model=rmodel, max_iter=max_iter,
+                                  callback=callback)
+    t0 = time.perf_counter()
+    with bar:
+        try:
+            result = built.fit(mdp, observations)
+        except TypeError as e:  # e.g. a human model the solver cannot use
+            raise CLIError(_one_line(e), code=2) from None
+        bar.update(task, total=bar.tasks[0].completed or 1)
+    seconds = time.perf_counter() - t0
+    info = getattr(result, "info", None)
+    if isinstance(info, dict):
+        info.update(env=mdp.name, human_spec=human, reward_model=reward_model, prior_spec=prior,
+                    data=str(data))
+    result.save(out)
+    _print_fit(result, mdp, solver, seconds, out)
+
+
+def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, max_rows: int = 30) -> None:
+    from rich.table import Table
+
+    con = _console()
+    theta = np.atleast_1d(np.asarray(getattr(result, "theta", [])))
+    names = list(getattr(result, "param_names", [])) or [f"theta[{i}]" for i in range(theta.size)]
+    if theta.size:
+        title = f"Fitted reward parameters ({solver}, {env.name})"
+        t = Table(title=title, min_width=len(title))
+        t.add_column("parameter")
+        t.add_column("value", justify="right")
+        for name, v in list(zip(names, theta))[:max_rows]:
+            t.add_row(str(name), f"{float(v):+.4f}")
+        if theta.size > max_rows:
+            t.add_row(f"... {theta.size - max_rows} more", "(in the file)")
+        con.print(t)
+    parts = []
+    for key in ("log_likelihood", "log_prior"):
+        if hasattr(result, key):
+            parts.append(f"{key.replace('_', '-')} {float(getattr(result, key)):.4f}")
+    if hasattr(result, "converged"):
+        parts.append(f"converged={bool(result.converged)}")
+    if hasattr(result, "history"):
+        parts.append(f"{len(result.history)} iterations")
+    parts.append(f"{seconds:.2f} s")
+    con.print("; ".join(parts), soft_wrap=True)
+    con.print(f"Saved to {out}", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------ plan
+@app.command()
+@_handles_errors
+def plan(
+    reward: Path = typer.Argument(..., help="A reward saved by `irl fit`, e.g. reward.npz."),
+    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    objective: str = typer.Option("optimal", "--objective",
+                                  help="optimal (exact value iteration) or soft (Boltzmann policy at --beta), "
+                                       "e.g. --objective soft."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Rationality for --objective soft, e.g. --beta 10."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to save the policy, e.g. --out policy.npz."),
+) -> None:
+    """Plan with an inferred reward (the "superhuman" step) and save the policy.
+
+    The policy file is a versioned .npz holding action probabilities (H, S, A)
+    for finite-horizon environments or (S, A) otherwise.
+
+    Example: irl plan reward.npz --env gridworld-8x8 --objective optimal --out policy.npz
+    """
+    import irl
+    from irl.plan import save_policy
+
+    if beta is not None and objective != "soft":
+        raise CLIError("--beta only applies to --objective soft", code=2)
+    if beta is not None and not (np.isfinite(beta) and beta > 0):
+        raise CLIError(f"--beta must be a finite number > 0: got {beta}", code=2)
+    mdp = _make_env(env)
+    est = irl.RewardEstimate.load(str(reward))
+    _check_reward_shape(np.asarray(est.reward), mdp, reward)
+    _warn_env_mismatch(est.info.get("env"), mdp, reward)
+    try:
+        policy = irl.plan(mdp, est.reward, objective=objective, beta=beta)
+    except ValueError as e:
+        if "objective" in str(e):
+            raise CLIError(_one_line(e), code=2) from None
+        raise
+    value = irl.metrics.policy_return(mdp, policy, est.reward)
+    save_policy(out, policy, meta={"env": mdp.name, "objective": objective, "beta": beta,
+                                   "reward_file": str(reward)})
+    _console().print(f"Planned ({objective}) in {mdp.name}: policy of shape {policy.shape}, expected return "
+                     f"{value:.4f} under the inferred reward. Saved to {out}", soft_wrap=True)
+
+
+# -------------------------------------------------------------------------- evaluate
+def _episode_returns(env: Any, data: Any, truth: np.ndarray | None) -> np.ndarray | None:
+    """Per-episode discounted returns of demonstrations.
+
+    Recorded rewards are used when present, else the environment's true reward at
+    the visited ``(s, a)``. An episode that ends in a terminal state (with steps left)
+    also receives the terminal state's reward once, as in planning (trajectories end
+    there with no action, so it is never recorded); it is the mean over actions,
+    exact for state rewards.
+    """
+    from irl.mdp import state_action_reward
+
+    lengths = np.asarray(data.lengths)
+    if not hasattr(data, "step_index") or lengths.size == 0:
+        return None
+    if data.rewards is None and truth is None:
+        return None
+    t, s_t = (np.asarray(x) for x in data.step_index)
+    ep = np.repeat(np.arange(lengths.size), lengths)
+    r_sa = None if truth is None else state_action_reward(truth, env.n_states, env.n_actions)
+    if data.rewards is not None:
+        step_r = np.asarray(data.rewards, dtype=np.float64)
+    else:
+        step_r = r_sa[s_t, np.asarray(data.actions)]
+    disc = env.discount ** t.astype(np.float64)
+    returns = np.bincount(ep, weights=disc * step_r, minlength=lengths.size)
+    if r_sa is not None and env.terminal is not None:
+        final = np.asarray(data.final_states)
+        steps_left = np.ones(lengths.size, bool) if env.horizon is None else lengths < env.horizon
+        ends = np.asarray(env.terminal)[final] & steps_left
+        returns = returns + ends * env.discount ** lengths * r_sa[final].mean(axis=1)
+    return returns
+
+
+@app.command()
+@_handles_errors
+def evaluate(
+    policy: Path = typer.Argument(..., help="A policy saved by `irl plan`, e.g. policy.npz."),
+    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    data: Optional[Path] = typer.Option(None, "--data",
+                                        help="Demonstrations to compare with (the human's average return), "
+                                             "e.g. --data demos.npz."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as one JSON object, e.g. --json."),
+) -> None:
+    """Judge a policy under the environment's true reward, next to the optimum and the human.
+
+    Prints the policy's expected return, the optimal return, the expected value
+    difference (optimal minus policy) and, with --data, the demonstrators'
+    average return.
+
+    Example: irl evaluate policy.npz --env gridworld-8x8 --data demos.npz
+    """
+    import demos
+    import irl
+    from irl.plan import check_policy, load_policy
+
+    mdp = _make_env(env)
+    truth = _true_reward(mdp, "evaluate")
+    pi, meta = load_policy(policy)
+    pi = check_policy(mdp, pi, name=str(policy))
+    _warn_env_mismatch(meta.get("env"), mdp, policy)
+    v_opt = irl.metrics.optimal_return(mdp, truth)
+    v_pol = irl.metrics.policy_return(mdp, pi, truth)
+    evd = irl.metrics.expected_value_difference(mdp, pi, truth)
+    frac = evd / abs(v_opt) if v_opt else float("nan")
+    v_rand = irl.metrics.policy_return(mdp, np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions), truth)
+    report: dict[str, Any] = {"env": mdp.name, "policy_file": str(policy), "optimal_return": v_opt,
+                              "policy_return": v_pol, "expected_value_difference": evd,
+                              "evd_fraction_of_optimal": frac, "random_return": v_rand}
+    if data is not None:
+        obs = demos.load(data)
+        if hasattr(obs, "validate"):
+            obs.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+        returns = _episode_returns(mdp, obs, truth)
+        if returns is None:
+            raise CLIError(f"{data}: cannot compute returns from {type(obs).__name__} evidence")
+        report.update(human_return=float(returns.mean()),
+                      human_return_se=float(returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1
+                      else float("nan"),
+                      human_episodes=int(returns.size),
+                      human_reward_source="recorded" if obs.rewards is not None else "true reward")
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    con = _console()
+    title = f"Expected return under the true reward of {mdp.name}"
+    t = Table(title=title, min_width=len(title))
+    t.add_column("policy")
+    t.add_column("return" + (" (mean ± s.e.)" if "human_return" in report else ""), justify="right")
+    t.add_row("optimal (knows the true reward)", f"{v_opt:.4f}")
+    t.add_row(f"this policy ({policy.name})", f"{v_pol:.4f}")
+    if "human_return" in report:
+        t.add_row(f"human ({report['human_episodes']} episodes in {data.name}, {report['human_reward_source']}"
+                  f" rewards)", f"{report['human_return']:.4f} ± {report['human_return_se']:.4f}")
+    t.add_row("uniformly random", f"{v_rand:.4f}")
+    con.print(t)
+    con.print(f"expected value difference: {evd:.4g} ({100 * frac:.3f}% of optimal)", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------- listings
+@app.command()
+@_handles_errors
+def envs() -> None:
+    """List the registered environments.
+
+    Example: irl envs
+    """
+    import irl
+    from rich.table import Table
+
+    t = Table(title="Environments (irl.envs.make(name))")
+    t.add_column("name", no_wrap=True)
+    t.add_column("summary")
+    for name, summary in irl.envs.describe():
+        t.add_row(name, summary)
+    _console().print(t)
+
+
+@app.command("human-models")
+@_handles_errors
+def human_models_cmd() -> None:
+    """List the registered human models and their parameters.
+
+    Example: irl human-models
+    """
+    import human_models as hm
+    from rich.table import Table
+
+    t = Table(title="Human models (--human NAME:key=value)")
+    t.add_column("name", no_wrap=True)
+    t.add_column("parameters")
+    t.add_column("summary")
+    for name, params, summary in hm.describe():
+        t.add_row(name, params, summary.replace("``", ""))
+    _console().print(t)
+
+
+@app.command()
+@_handles_errors
+def solvers() -> None:
+    """List the solvers known to `irl fit --solver`.
+
+    Example: irl solvers
+    """
+    from rich.table import Table
+
+    t = Table(title="Solvers (irl fit --solver NAME)")
+    t.add_column("name", no_wrap=True)
+    t.add_column("summary")
+    for name in sorted(SOLVERS):
+        t.add_row(name, SOLVERS[name].summary)
+    _console().print(t)
+
+
+# ------------------------------------------------------------------------------ plot
+@app.command()
+@_handles_errors
+def plot(
+    reward: Path = typer.Argument(..., help="A reward saved by `irl fit`, e.g. reward.npz."),
+    env: str = typer.Option(..., "--env", help="A gridworld environment, e.g. gridworld-8x8."),
+    out: Path = typer.Option(..., "--out", "-o", help="Image file (.png, .pdf, .svg), e.g. --out reward.png."),
+    inferred_only: bool = typer.Option(False, "--inferred-only",
+                                       help="Draw only the inferred reward, not the environment's true reward "
+                                            "beside it, e.g. --inferred-only."),
+) -> None:
+    """Draw the inferred state reward as a heatmap on the environment's grid.
+
+    Needs matplotlib (the `plot` extra). A state-action reward is averaged over actions.
+
+    Example: irl plot reward.npz --env gridworld-8x8 --out reward.png
+    """
+    import irl
+    from demos import atomic_write
+    from irl.mdp import state_action_reward
+
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise CLIError("`irl plot` needs matplotlib: pip install 'pluggable-irl[plot]'") from None
+    mdp = _make_env(env)
+    if mdp.grid_shape is None:
+        grids = [n for n in irl.envs.names() if n.startswith("gridworld")]
+        raise CLIError(f"environment {env!r} has no grid layout to draw on; environments with one include "
+                       f"{', '.join(grids)}", code=2)
+    est = irl.RewardEstimate.load(str(reward))
+    _check_reward_shape(np.asarray(est.reward), mdp, reward)
+    _warn_env_mismatch(est.info.get("env"), mdp, reward)
+    S, A = mdp.n_states, mdp.n_actions
+    panels = [("inferred reward", state_action_reward(est.reward, S, A).mean(axis=-1))]
+    if not inferred_only and mdp.true_reward is not None:
+        panels.append(("true reward", state_action_reward(mdp.true_reward, S, A).mean(axis=-1)))
+    fig = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")
+    rows, cols = mdp.grid_shape
+    for k, (title, values) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        grid = values.reshape(rows, cols)
+        im = ax.imshow(grid, cmap="viridis", origin="upper")
+        if rows * cols <= 100:
+            lo, hi = float(grid.min()), float(grid.max())
+            for (i, j), v in np.ndenumerate(grid):
+                bright = hi > lo and (v - lo) / (hi - lo) > 0.6  # light end of viridis: dark text
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if bright else "white")
+        ax.set_title(f"{title} ({mdp.name})")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fmt = out.suffix.lstrip(".").lower()
+    supported = sorted(fig.canvas.get_supported_filetypes())
+    if fmt not in supported:
+        raise CLIError(f"--out {out}: unknown image type {out.suffix!r}; known: {', '.join(supported)}", code=2)
+    atomic_write(out, lambda f: fig.savefig(f, format=fmt, dpi=120))
+    _console().print(f"Saved {out}", soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point of the ``irl`` console script."""
+    app(prog_name="irl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
