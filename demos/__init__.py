@@ -22,8 +22,14 @@ from demos.io import DemoFileError, load, save, save_arrays, load_arrays, atomic
 #: Loaders for further evidence formats: ``format string -> (arrays, meta) -> evidence``.
 registry: dict[str, Callable[[dict, dict], Any]] = {}
 
+from demos.world_state import WorldState  # noqa: E402  (registers its file format in `registry`)
+from demos.choices import Choices, Comparisons, Corrections, EStops, _from_npz as _choices_from_npz  # noqa: E402
+
+registry["pluggable-irl/choices"] = _choices_from_npz
+
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
-           "save_arrays", "load_arrays", "atomic_write", "registry"]
+           "save_arrays", "load_arrays", "atomic_write", "registry", "WorldState",
+           "Choices", "Comparisons", "Corrections", "EStops"]
 
 
 def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:
