@@ -84,9 +84,18 @@ def load_arrays(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, d
     if not path.exists():
         raise DemoFileError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with open(path, "rb") as fh:  # our own handle: closed even when numpy fails on a damaged file
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise DemoFileError(f"{path}: not an .npz archive (found a single {type(z).__name__})")
+            with z:
+                arrays = {k: z[k] for k in z.files}
+    except DemoFileError:
+        raise
     except ValueError as e:
+        if "allow_pickle" in str(e) and not zipfile.is_zipfile(path):
+            raise DemoFileError(f"{path}: not an .npz archive (neither a zip of .npy arrays nor an .npy "
+                                f"file; refused without unpickling)") from None
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise DemoFileError(
                 f"{path}: contains object (pickled) arrays, which are refused because loading them could "
@@ -247,8 +256,15 @@ def _load_csv(path: Path) -> Trajectories:
         flag = episodes[ep].get("flag", "")
         if flag not in ("", "terminated", "truncated"):
             raise DemoFileError(f"{path}: episode {ep} has end {flag!r}; expected terminated, truncated or empty")
-    has_r = [len(episodes[ep]["r"]) == len(episodes[ep]["a"]) and len(episodes[ep]["a"]) > 0 for ep in order]
-    use_r = all(has_r)
+    # rewards sit on action rows: episodes without actions say nothing about whether the file has rewards
+    with_r = [ep for ep in order if episodes[ep]["r"]]
+    partial = [ep for ep in order if len(episodes[ep]["r"]) not in (0, len(episodes[ep]["a"]))]
+    missing = [ep for ep in order if episodes[ep]["a"] and not episodes[ep]["r"]] if with_r else []
+    if partial or missing:
+        ep = (partial or missing)[0]
+        raise DemoFileError(f"{path}: rewards must be given on every action row or on none: episode {ep} has "
+                            f"{len(episodes[ep]['r'])} rewards for {len(episodes[ep]['a'])} actions")
+    use_r = bool(with_r)
     return Trajectories.from_lists([episodes[e]["s"] for e in order], [episodes[e]["a"] for e in order],
                                    rewards=[episodes[e]["r"] for e in order] if use_r else None,
                                    terminated=[episodes[e].get("flag") == "terminated" for e in order],

@@ -52,6 +52,9 @@ def mdp_from_gymnasium(env_or_id: Any, *, horizon: int | None = None, discount: 
                 reward[s, a] += float(p) * float(r)
                 if done:
                     terminal[int(nxt)] = True
+    # the episode is over once a done transition enters a state: gymnasium pays nothing from there,
+    # so a terminal state's own reward (paid once on arrival in this library's convention) is 0
+    reward[terminal] = 0.0
     P = sp.csr_matrix((vals, (rows, cols)), shape=(S * A, S))
     initial = getattr(raw, "initial_state_distrib", None)
     if initial is None:
