@@ -192,7 +192,8 @@ class WorldState:
         if not isinstance(logp, torch.Tensor):
             logp = torch.as_tensor(np.asarray(logp, dtype=np.float64))
         S, A, T = mdp_T.n_states, mdp_T.n_actions, self.horizon
-        timed = bool(getattr(human, "time_dependent", True))
+        timed = bool(getattr(human, "time_dependent", True)) or (
+            logp.ndim >= 3 and tuple(logp.shape[-3:]) == (T, S, A))  # a stationary model may still index time
         if timed:
             if logp.ndim < 3 or tuple(logp.shape[-3:]) != (T, S, A):
                 raise DemoValidationError(f"the human model's policy has shape {tuple(logp.shape)}; a time-dependent "

@@ -282,6 +282,37 @@ def demo(
 
 
 # -------------------------------------------------------------------------- simulate
+#: Evidence kinds ``irl simulate --evidence`` can create (``irl fit`` reads them all).
+EVIDENCE_KINDS = ["trajectories", "state-only", "transitions", "comparisons", "corrections", "estops",
+                  "world-state"]
+
+
+def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed: int, robot: Optional[Path],
+                       stay_action: int, kwargs: dict) -> Any:
+    """Evidence other than demonstrations and world states, from ``model`` on ``truth``."""
+    import demos
+    import human_models as hm
+
+    if kind == "state-only":
+        return demos.StateOnly.simulate(mdp, model, truth, n, rng=seed, **kwargs)
+    if kind == "transitions":
+        return demos.Transitions.simulate(mdp, model, truth, n, rng=seed, **kwargs)
+    if kind == "comparisons":
+        return demos.Comparisons.simulate(mdp, model, truth, n, rng=seed)
+    if robot is not None:
+        robot_data = demos.load(robot)
+        if not isinstance(robot_data, demos.Trajectories):
+            raise CLIError(f"--robot {robot}: expected trajectories, found {type(robot_data).__name__}")
+        robot_data.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+    else:  # a robot that has not learned anything yet: near-random behaviour
+        robot_data = demos.simulate(mdp, hm.Boltzmann(1e-3), truth, n, seed=seed + 1, **kwargs)
+    if kind == "corrections":
+        return demos.Corrections.simulate(mdp, model, truth, robot_data, rng=seed)
+    if stay_action >= mdp.n_actions:
+        raise CLIError(f"--stay-action {stay_action} is out of range: the MDP has {mdp.n_actions} actions", code=2)
+    return demos.EStops.simulate(mdp, model, truth, robot_data, stay_action=stay_action, rng=seed)
+
+
 @app.command()
 @_handles_errors
 def simulate(
@@ -294,20 +325,46 @@ def simulate(
                                   "e.g. --out demos.npz."),
     horizon: Optional[int] = typer.Option(None, "--horizon", min=1,
                                           help="Episode length, needed for infinite-horizon environments "
-                                               "(e.g. aima-4x3), e.g. --horizon 50."),
+                                               "(e.g. aima-4x3), e.g. --horizon 50; for --evidence world-state "
+                                               "the number of unobserved steps T."),
+    evidence: str = typer.Option("trajectories", "--evidence",
+                                 help="What to simulate: " + ", ".join(EVIDENCE_KINDS) + "; e.g. "
+                                      "--evidence comparisons. Choice evidence is saved as .npz."),
+    robot: Optional[Path] = typer.Option(None, "--robot",
+                                         help="Robot trajectories (.npz/.jsonl/.csv) that the human corrects or "
+                                              "stops (corrections, estops); default: near-random behaviour, "
+                                              "e.g. --robot robot.npz."),
+    stay_action: int = typer.Option(0, "--stay-action", min=0,
+                                    help="The action that keeps the robot in place once stopped (estops), "
+                                         "e.g. --stay-action 0."),
 ) -> None:
-    """Simulate demonstrations of a human model acting on the environment's true reward.
+    """Simulate evidence of a human model acting on the environment's true reward.
+
+    Demonstrations by default; --evidence picks state-only trajectories, logged
+    transitions, comparisons, corrections, e-stops or world states.
 
     Example: irl simulate --env gridworld-8x8 --human boltzmann:beta=5 --n 200 --seed 0 --out demos.npz
+    Example: irl simulate --env gridworld-8x8 --evidence comparisons --n 300 --out prefs.npz
     """
     import demos
 
-    known_ext = [".csv", ".jsonl", ".npz"]
+    if evidence not in EVIDENCE_KINDS:
+        raise _known("evidence kind", evidence, EVIDENCE_KINDS)
+    known_ext = [".csv", ".jsonl", ".npz"] if evidence == "trajectories" else [".npz"]
     if out.suffix not in known_ext:
-        raise CLIError(f"--out {out}: unknown extension {out.suffix!r}; known: {', '.join(known_ext)}", code=2)
+        raise CLIError(f"--out {out}: unknown extension {out.suffix!r} for {evidence}; known: "
+                       f"{', '.join(known_ext)}", code=2)
     mdp = _make_env(env)
     model = _make_human(human)
     truth = _true_reward(mdp, "simulate")
+    if evidence == "world-state":
+        if horizon is None:
+            raise CLIError("--evidence world-state needs the number of unobserved steps: --horizon T", code=2)
+        data = demos.WorldState.simulate(mdp, model, truth, n, horizon=horizon, seed=seed)
+        demos.save(data, out)
+        _console().print(f"Wrote {len(data)} world states after {horizon} unobserved steps of {model!r} in "
+                         f"{mdp.name} to {out}", soft_wrap=True)
+        return
     if mdp.horizon is not None and horizon is not None and horizon != mdp.horizon:
         raise CLIError(f"environment {env!r} has a fixed horizon of {mdp.horizon}; --horizon is only for "
                        f"infinite-horizon environments", code=2)
@@ -315,6 +372,11 @@ def simulate(
         raise CLIError(f"environment {env!r} has an infinite horizon: give the episode length with "
                        f"--horizon, e.g. --horizon 50", code=2)
     kwargs = {"horizon": horizon} if mdp.horizon is None else {}
+    if evidence != "trajectories":
+        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, kwargs)
+        demos.save(data, out)
+        _console().print(f"Wrote {data!r} of {model!r} in {mdp.name} to {out}", soft_wrap=True)
+        return
     data = demos.simulate(mdp, model, truth, n=n, seed=seed, **kwargs)
     demos.save(data, out)
     con = _console()
@@ -331,7 +393,9 @@ def simulate(
 @app.command()
 @_handles_errors
 def fit(
-    data: Path = typer.Argument(..., help="Demonstrations (.npz, .jsonl or .csv), e.g. demos.npz."),
+    data: list[Path] = typer.Argument(..., help="One or more evidence files (demonstrations .npz/.jsonl/.csv, "
+                                                "or any evidence .npz from `irl simulate --evidence`); the kind "
+                                                "is read from each file, e.g. demos.npz prefs.npz."),
     env: str = typer.Option(..., "--env", help=ENV_HELP),
     human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
     solver: str = typer.Option("maxent", "--solver",
@@ -364,9 +428,11 @@ def fit(
     model = _make_human(human)
     prior_obj = _make_prior(prior)
     rmodel = _make_reward_model(reward_model, mdp)
-    observations = demos.load(data)
-    if hasattr(observations, "validate"):
-        observations.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+    import irl
+
+    loaded = [demos.load(path) for path in data]
+    # one Evidence per file, all sharing the reward and the one human model (and its parameters)
+    observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
 
     err = _console(stderr=True)
     bar = Progress(SpinnerColumn(), TextColumn(f"[bold]{solver}[/bold] iteration"), MofNCompleteColumn(),
@@ -382,7 +448,7 @@ def fit(
     t0 = time.perf_counter()
     with bar:
         try:
-            result = built.fit(mdp, observations)
+            result = built.fit(observations)
         except TypeError as e:  # e.g. a human model the solver cannot use
             raise CLIError(_one_line(e), code=2) from None
         bar.update(task, total=bar.tasks[0].completed or 1)
@@ -390,7 +456,7 @@ def fit(
     info = getattr(result, "info", None)
     if isinstance(info, dict):
         info.update(env=mdp.name, human_spec=human, reward_model=reward_model, prior_spec=prior,
-                    data=str(data))
+                    data=[str(p) for p in data], evidence=[type(o).__name__ for o in loaded])
     result.save(out)
     _print_fit(result, mdp, solver, seconds, out)
 

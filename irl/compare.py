@@ -97,10 +97,10 @@ def compare(candidates: Mapping[str, Any], env: TabularMDP, train: Any, test: An
         >>> import irl, human_models as hm, demos
         >>> env = irl.envs.make("gridworld-5x5")
         >>> d = demos.simulate(env, hm.Boltzmann(5.0), env.true_reward, n=60, seed=0)
-        >>> rows = irl.compare({"beta=5": hm.Boltzmann(5.0), "beta=0.2": hm.Boltzmann(0.2)},
+        >>> rows = irl.compare({"boltzmann": hm.Boltzmann(5.0), "myopic": hm.Myopic(horizon=2, beta=5.0)},
         ...                    env, d.subset(slice(0, 40)), d.subset(slice(40, None)))
-        >>> rows[0].name
-        'beta=5'
+        >>> [r.name for r in rows]
+        ['boltzmann', 'myopic']
     """
     from irl.solvers.maxent import MaxEnt
 

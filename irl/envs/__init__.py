@@ -77,8 +77,20 @@ for _n, _h in ((5, 12), (8, 20), (16, 40)):
 register("aima-4x3", aima_4x3, "Russell & Norvig's 4x3 world, infinite horizon, terminals +1/-1")
 register("frozenlake-4x4", lambda **kw: mdp_from_gymnasium("FrozenLake-v1", map_name="4x4", **kw),
          "gymnasium FrozenLake-v1 4x4 (slippery), horizon 100 [gymnasium extra]")
-register("frozenlake-8x8", lambda **kw: mdp_from_gymnasium("FrozenLake-v1", map_name="8x8", **kw),
+register("frozenlake-8x8", lambda **kw: mdp_from_gymnasium("FrozenLake8x8-v1", **kw),
          "gymnasium FrozenLake-v1 8x8 (slippery), horizon 200 [gymnasium extra]")
 register("taxi", lambda **kw: mdp_from_gymnasium("Taxi-v3", **kw), "gymnasium Taxi-v3, horizon 200 [gymnasium extra]")
 register("cliffwalking", lambda **kw: mdp_from_gymnasium("CliffWalking-v0", **kw),
          "gymnasium CliffWalking-v0 [gymnasium extra]")
+
+# RLSP gridworlds (Shah et al. 2019, "Preferences Implicit in the State of the World")
+from irl.envs import rlsp  # noqa: E402
+
+for _name in rlsp.names():
+    register(_name, (lambda n=_name, **kw: rlsp.make(n, **kw)), rlsp.summary(_name))
+
+# Environments that expose a bias (temptation, risky shortcut, lava, Evans et al.'s restaurant choice)
+from irl.envs import bias_envs  # noqa: E402
+
+for _name, (_factory, _summary) in bias_envs.ENVIRONMENTS.items():
+    register(_name, _factory, _summary)

@@ -35,7 +35,8 @@ def gridworld(rows: int, cols: int | None = None, *, terrain: np.ndarray | None 
     start in a uniformly random cell. State ``s`` is cell ``divmod(s, cols)``.
 
     Args:
-        rows, cols: grid size (``cols`` defaults to ``rows``).
+        rows: number of rows of the grid.
+        cols: number of columns (defaults to ``rows``).
         terrain: ``(rows, cols)`` ints indexing ``TERRAIN``; default a fixed random layout.
         slip: probability of a random move.
         horizon: episode length (default ``2 * (rows + cols)``); ``None`` is not allowed
