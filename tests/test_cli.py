@@ -302,3 +302,54 @@ def test_installed_console_script():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("Error: unknown environment 'atlantis'; known:")
     assert "Traceback" not in res.stderr
+
+
+# ------------------------------------------------------- other evidence kinds
+@pytest.mark.parametrize("kind,cls", [("state-only", demos.StateOnly), ("transitions", demos.Transitions),
+                                      ("comparisons", demos.Comparisons), ("corrections", demos.Corrections),
+                                      ("estops", demos.EStops)])
+def test_simulate_every_evidence_kind_and_fit_reads_it(tmp_path, kind, cls):
+    out = tmp_path / f"{kind}.npz"
+    ok("simulate", "--env", ENV, "--human", "boltzmann:beta=3", "--evidence", kind, "--n", "40", "--seed", "1",
+       "--out", out)
+    data = demos.load(out)
+    assert type(data) is cls
+    env = irl.envs.make(ENV)
+    ok("fit", out, "--env", ENV, "--human", "boltzmann:beta=3", "--out", tmp_path / "r.npz", "-q")
+    est = irl.RewardEstimate.load(tmp_path / "r.npz")
+    direct = irl.MaxEnt(human=hm.Boltzmann(3.0)).fit(env, data)
+    assert np.allclose(est.theta, direct.theta, atol=1e-5)
+    assert est.info["evidence"] == [cls.__name__]
+
+
+def test_fit_combines_several_files_into_one_log_joint(tmp_path):
+    paths = []
+    for kind in ("comparisons", "trajectories"):
+        p = tmp_path / f"{kind}.npz"
+        ok("simulate", "--env", ENV, "--human", "boltzmann:beta=2", "--evidence", kind, "--n", "30", "--out", p)
+        paths.append(p)
+    ok("fit", *paths, "--env", ENV, "--human", "boltzmann:beta=2", "--out", tmp_path / "r.npz", "-q")
+    est = irl.RewardEstimate.load(tmp_path / "r.npz")
+    env = irl.envs.make(ENV)
+    h = hm.Boltzmann(2.0)
+    direct = irl.MaxEnt(human=h).fit([irl.Evidence(env, demos.load(p), h) for p in paths])
+    assert np.allclose(est.theta, direct.theta, atol=1e-5)
+    assert est.info["evidence"] == ["Comparisons", "Trajectories"]
+
+
+def test_world_state_evidence_from_the_shell(tmp_path):
+    out = tmp_path / "ws.npz"
+    res = invoke("simulate", "--env", "rlsp-room", "--evidence", "world-state", "--n", "1", "--out", out)
+    assert_clean_error(res, "--horizon T")
+    ok("simulate", "--env", "rlsp-room", "--evidence", "world-state", "--horizon", "6", "--n", "2", "--out", out)
+    ws = demos.load(out)
+    assert isinstance(ws, demos.WorldState) and len(ws) == 2 and ws.horizon == 6
+
+
+def test_evidence_option_errors(tmp_path):
+    assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "telepathy", "--out", tmp_path / "x.npz"),
+                       "unknown evidence kind 'telepathy'", "comparisons", "world-state")
+    assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "comparisons", "--out", tmp_path / "x.csv"),
+                       "unknown extension '.csv' for comparisons")
+    assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "estops", "--stay-action", "9", "--out",
+                              tmp_path / "x.npz"), "--stay-action 9 is out of range")
