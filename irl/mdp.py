@@ -43,7 +43,7 @@ def _check_finite(name: str, a: np.ndarray) -> None:
 class TabularMDP:
     """A finite MDP: sparse transitions, reward features, start distribution, time.
 
-    Build one with :meth:`from_arrays`, :meth:`from_sparse`, :meth:`from_gymnasium`
+    Build one with :meth:`from_arrays` (dense or sparse transitions), :meth:`from_gymnasium`
     or an environment in :mod:`irl.envs`; the constructor validates every field.
 
     Attributes:
