@@ -32,7 +32,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-EXECUTED_PAGES = sorted(DOCS.glob("tutorials/*.md")) + [DOCS / "getting-started.md"]
+EXECUTED_PAGES = (sorted(DOCS.glob("tutorials/*.md")) + sorted(DOCS.glob("evidence/*.md"))
+                  + [DOCS / "getting-started.md"])
 PACKAGES = ("irl", "human_models", "priors", "demos")
 
 _FENCE = re.compile(r"^```([\w-]*)([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
