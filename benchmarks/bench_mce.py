@@ -1,0 +1,671 @@
+#!/usr/bin/env python
+"""Side-by-side benchmark: pluggable-irl against imitation 1.0.1's tabular MCE IRL.
+
+Both libraries run in this one process on the same random sparse MDPs
+(``A = 4`` actions, branching 4, finite horizon ``H = 50``, a state reward linear
+in ``F = 16`` random features). For every size ``|S|`` it times
+
+* ``svi_occ``: one soft value iteration and one occupancy pass.
+  Ours: :func:`irl.planning.soft_value_iteration` + :func:`irl.planning.occupancy_measure`.
+  imitation: ``mce_partition_fh`` + ``mce_occupancy_measures(pi=...)`` on the dense
+  ``(S, A, S)`` transition tensor built from our sparse matrix.
+* ``svi_occ_autodiff``: the same two sweeps through :func:`irl.autodiff.q_values`
+  (what one MaxEnt evaluation costs): Q-values forward, then the backward pass of
+  the log-partition ``sum_s d0(s) V_0(s)``, whose reward gradient is the occupancy
+  (computed by the closed-form adjoint, one forward flow). The anchor time is the
+  ``svi_occ`` anchor time (not re-run).
+* ``maxent_fit``: a full fit to 200 demonstrations simulated from a known reward.
+  Ours: ``irl.MaxEnt(hm.Boltzmann(1.0), tol=gap)`` (L-BFGS on the log-likelihood,
+  stopping when its gradient per demonstration step is at most ``--gap``).
+  imitation: ``MCEIRL`` with its default optimiser (Adam, lr 1e-2) and a linear
+  reward net on the same features, given the same demonstrations as imitation
+  ``Trajectory`` objects, stepped until its own feature-matching gap per step is
+  at most ``--gap`` or the time cap is reached. See :func:`objective_gaps`.
+
+Before any timing is trusted, both libraries' outputs are compared on the same
+MDP (:func:`compare_with_imitation`); the benchmark stops if they disagree.
+
+Output: one JSON line per case on stdout,
+``{"case", "states", "ours_s", "anchor_s", "ratio", "peak_mb", ...}`` with
+``ratio = anchor_s / ours_s`` (``null`` where imitation cannot run), then a table.
+``peak_mb`` is the growth of this process's peak resident set size during one
+untimed run of our code (freed heap returned with ``malloc_trim``, then Linux
+``VmHWM`` reset through ``/proc/self/clear_refs`` before the run; see
+:func:`peak_rss_growth`); ``anchor_peak_mb`` is the same for imitation, excluding
+its dense transition tensor, whose size is ``anchor_dense_mb``.
+
+Usage::
+
+    python benchmarks/bench_mce.py              # sizes 100, 1000, 3000, 10000
+    python benchmarks/bench_mce.py --quick      # sizes 100, 1000 (under 2 minutes)
+    python benchmarks/bench_mce.py --sizes 500 2000 --repeat 7
+
+imitation is imported only inside this file, never by the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy
+import scipy.sparse as sp
+import torch
+
+import demos
+import human_models as hm
+import irl
+from irl import planning
+from irl.autodiff import q_values
+from irl.rewards import LinearReward
+
+N_ACTIONS = 4
+BRANCHING = 4
+HORIZON = 50
+N_FEATURES = 16
+N_DEMOS = 200
+DEFAULT_SIZES = (100, 1000, 3000, 10_000)
+QUICK_SIZES = (100, 1000)
+#: agreement required between the two libraries (float64, same MDP)
+AGREE_TOL = 1e-8
+
+
+# --------------------------------------------------------------------------- problems
+@dataclass
+class Problem:
+    """One benchmark MDP with its true reward and simulated demonstrations."""
+
+    mdp: irl.TabularMDP
+    theta: np.ndarray            # (F,) true reward weights
+    reward: np.ndarray           # (S,) true state reward = features @ theta
+    data: Any = None             # demos.Trajectories
+    extra: dict = field(default_factory=dict)
+
+
+def random_mdp(n_states: int, *, seed: int = 0, n_actions: int = N_ACTIONS, branching: int = BRANCHING,
+               horizon: int = HORIZON, n_features: int = N_FEATURES, discount: float = 1.0) -> Problem:
+    """A random sparse MDP: each ``(s, a)`` leads to ``branching`` distinct states.
+
+    Transition probabilities are Dirichlet(1); features are standard normal;
+    the start distribution is uniform; the true weights are ``N(0, 1/F)`` so that
+    the true reward of a state is roughly standard normal. Built directly in
+    sparse form (no dense array), so any size fits in memory.
+
+    Args:
+        n_states: ``|S|``.
+        seed: random seed (the same seed gives the same MDP).
+        n_actions, branching, horizon, n_features, discount: the MDP's shape.
+
+    Returns:
+        A :class:`Problem` without demonstrations.
+    """
+    if branching > n_states:
+        raise ValueError(f"branching must be <= n_states: got {branching} > {n_states}")
+    rng = np.random.default_rng([seed, n_states])
+    rows = n_states * n_actions
+    succ = rng.integers(0, n_states, size=(rows, branching))
+    while True:  # redraw the rows that picked a successor twice
+        s = np.sort(succ, axis=1)
+        dup = np.flatnonzero((np.diff(s, axis=1) == 0).any(axis=1))
+        if dup.size == 0:
+            break
+        succ[dup] = rng.integers(0, n_states, size=(dup.size, branching))
+    prob = rng.dirichlet(np.ones(branching), size=rows)
+    P = sp.csr_matrix((prob.ravel(), succ.ravel(), np.arange(0, rows * branching + 1, branching)),
+                      shape=(rows, n_states))
+    features = rng.standard_normal((n_states, n_features))
+    theta = rng.standard_normal(n_features) / np.sqrt(n_features)
+    mdp = irl.TabularMDP.from_arrays(P, n_actions=n_actions, features=features, horizon=horizon,
+                                     discount=discount, initial=np.full(n_states, 1.0 / n_states),
+                                     name=f"random-{n_states}")
+    return Problem(mdp=mdp, theta=theta, reward=features @ theta)
+
+
+def with_demos(problem: Problem, n: int = N_DEMOS, *, seed: int = 0) -> Problem:
+    """Simulate ``n`` Boltzmann(1) demonstrations from the true reward (in place)."""
+    problem.data = demos.simulate(problem.mdp, hm.Boltzmann(1.0), problem.reward, n=n, seed=seed)
+    return problem
+
+
+# --------------------------------------------------------------------------- imitation
+def imitation_available() -> str | None:
+    """``None`` if imitation can be imported, else the reason it cannot."""
+    try:
+        import imitation.algorithms.mce_irl  # noqa: F401
+        import seals.base_envs  # noqa: F401
+    except Exception as exc:  # pragma: no cover - depends on the environment
+        return f"imitation is not importable ({type(exc).__name__}: {exc}); pip install -e '.[imitation]'"
+    return None
+
+
+def dense_bytes(n_states: int, n_actions: int = N_ACTIONS) -> int:
+    """Bytes of imitation's dense float64 ``(S, A, S)`` transition tensor."""
+    return n_states * n_actions * n_states * 8
+
+
+def imitation_env(problem: Problem) -> Any:
+    """imitation/seals ``TabularModelPOMDP`` with the dense form of our MDP.
+
+    Observations are our features, the reward matrix the true state reward,
+    the start distribution ours; discount is passed to imitation's functions.
+    """
+    from seals.base_envs import TabularModelPOMDP
+
+    mdp = problem.mdp
+    if mdp.terminal is not None and mdp.terminal.any():
+        raise ValueError("imitation's finite-horizon model has no terminal states; use an MDP without them")
+    T = mdp.dense_transitions(max_states=mdp.n_states)
+    return TabularModelPOMDP(transition_matrix=T, observation_matrix=np.array(mdp.features),
+                             reward_matrix=np.array(problem.reward), horizon=mdp.horizon,
+                             initial_state_dist=np.array(mdp.initial))
+
+
+def imitation_pass(env: Any, reward: np.ndarray, discount: float = 1.0) -> tuple:
+    """imitation's soft value iteration and occupancy pass: ``(V, Q, pi, D, Dcum)``."""
+    from imitation.algorithms.mce_irl import mce_occupancy_measures, mce_partition_fh
+
+    V, Q, pi = mce_partition_fh(env, reward=reward, discount=discount)
+    D, Dcum = mce_occupancy_measures(env, reward=reward, pi=pi, discount=discount)
+    return V, Q, pi, D, Dcum
+
+
+def ours_pass(mdp: irl.TabularMDP, reward: np.ndarray) -> tuple:
+    """Our soft value iteration and occupancy pass: ``(PlanningResult, occupancy (H, S, A))``."""
+    res = planning.soft_value_iteration(mdp, reward)
+    return res, planning.occupancy_measure(mdp, res.policy)
+
+
+def autodiff_pass(mdp: irl.TabularMDP, reward: np.ndarray) -> torch.Tensor:
+    """One soft value iteration and one occupancy pass through :func:`irl.autodiff.q_values`.
+
+    Forward: soft Q-values for all ``t``. Backward of the log-partition
+    ``L = sum_s d0(s) V_0(s)`` (``V_0 = logsumexp_a Q_0``): its gradient with respect
+    to the ``(S, A)`` reward is the soft-optimal policy's occupancy summed over
+    time, ``sum_t P(s_t = s, a_t = a)``, computed by the closed-form adjoint (one
+    forward flow), not by unrolled autograd. The same two sweeps as one MaxEnt
+    log-likelihood-and-gradient evaluation.
+    """
+    r = torch.tensor(np.broadcast_to(reward[:, None], (mdp.n_states, mdp.n_actions)), dtype=torch.float64,
+                     requires_grad=True)
+    q = q_values(mdp, r)
+    log_z = (torch.tensor(np.array(mdp.initial)) * torch.logsumexp(q[0], dim=-1)).sum()
+    log_z.backward()
+    return r.grad
+
+
+def compare_with_imitation(problem: Problem, env: Any = None, *, ours: tuple | None = None,
+                           anchor: tuple | None = None, grad: torch.Tensor | None = None) -> dict[str, float]:
+    """Largest absolute differences between our and imitation's pass on the same MDP.
+
+    The exact relation (finite horizon ``H``, discount ``gamma``, state reward ``r``):
+
+    * imitation's ``Q[t]``, ``V[t]``, ``pi[t]`` for ``t = 0..H-1`` are ours
+      (``Q_{H-1} = r``, i.e. our ``V_H = 0``); our ``v`` has the extra row ``V_H = 0``.
+    * imitation's ``D`` has ``H + 1`` rows of *undiscounted* state probabilities
+      ``P(s_t = s)``, ``t = 0..H``; our occupancy is ``(H, S, A)`` with
+      ``gamma^t P(s_t = s, a_t = a)``, ``t = 0..H-1`` (no action, no reward at ``t = H``).
+      So ``ours.sum(-1)[t] = gamma^t D[t]`` for ``t < H``, and ``D[H]`` is one more
+      push-forward of our last row.
+    * imitation's ``Dcum = sum_{t=0..H} gamma^t D[t]`` counts ``H + 1`` states; ours
+      counts ``H``: ``Dcum = ours.sum((0, 2)) + gamma^H D[H]``.
+    * The autodiff gradient of the log-partition (:func:`autodiff_pass`), summed
+      over actions, is ``sum_{t<H} gamma^t D[t] = Dcum - gamma^H D[H]``.
+
+    Args:
+        problem: the problem (its ``mdp`` and true ``reward`` are used).
+        env: imitation environment (built when omitted).
+        ours: precomputed :func:`ours_pass` output (computed when omitted).
+        anchor: precomputed :func:`imitation_pass` output (computed when omitted).
+        grad: optional :func:`autodiff_pass` gradient ``(S, A)`` to check as well.
+
+    Returns:
+        ``{quantity: max |difference|}``; ``q``/``v`` are relative to ``max(1, |Q|)``.
+    """
+    mdp, r = problem.mdp, problem.reward
+    H, g = mdp.horizon, mdp.discount
+    env = imitation_env(problem) if env is None else env
+    res, occ = ours_pass(mdp, r) if ours is None else ours
+    V, Q, pi, D, Dcum = imitation_pass(env, r, g) if anchor is None else anchor
+    disc = g ** np.arange(H + 1)
+    d_state = occ.sum(-1)                                        # (H, S), discounted
+    d_last = g * np.asarray(mdp.continuation_T @ occ[H - 1].ravel()).ravel()  # gamma^H P(s_H = s)
+    scale = max(1.0, float(np.abs(Q).max()))
+    out = {
+        "q": float(np.abs(res.q - Q).max()) / scale,
+        "v": float(np.abs(res.v[:H] - V).max()) / scale,
+        "v_final_row_zero": float(np.abs(res.v[H]).max()),
+        "policy": float(np.abs(res.policy - pi).max()),
+        "occupancy_t<H": float(np.abs(d_state - disc[:H, None] * D[:H]).max()),
+        "occupancy_t=H": float(np.abs(d_last - disc[H] * D[H]).max()),
+        "occupancy_cum": float(np.abs(d_state.sum(0) + d_last - Dcum).max()),
+    }
+    if grad is not None:
+        g_state = grad.detach().numpy().sum(axis=-1)
+        out["autodiff_occupancy"] = float(np.abs(g_state - (Dcum - disc[H] * D[H])).max())
+    return out
+
+
+def assert_agreement(diffs: dict[str, float], tol: float = AGREE_TOL) -> None:
+    """Raise ``AssertionError`` naming every quantity that differs by more than ``tol``."""
+    bad = {k: v for k, v in diffs.items() if not v <= tol}
+    if bad:
+        raise AssertionError(f"ours and imitation disagree by more than {tol:g}: {bad}")
+
+
+# --------------------------------------------------------------------------- gaps
+def objective_gaps(problem: Problem, theta: np.ndarray) -> dict[str, float]:
+    """How far reward weights ``theta`` are from each library's optimum, per demonstration step.
+
+    Each number is the largest component (over the ``F`` features) of the
+    gradient of one library's objective, divided by the number of steps it counts:
+
+    * ``ours``: our MaxEnt objective, the log-likelihood of the demonstrated
+      actions under the Boltzmann(1) policy, ``sum_i sum_{t<H} log pi_t(a_t | s_t)``,
+      divided by ``n * H``. L-BFGS stops when it is at most ``tol``.
+    * ``imitation``: imitation's MCE IRL gradient, the demonstrations' mean
+      feature counts over their ``H + 1`` observed states minus the soft-optimal
+      policy's expected counts over ``t = 0..H`` from the MDP's start distribution,
+      divided by ``H + 1``.
+
+    Both vanish at the true reward in expectation; with finite data they differ
+    (the likelihood conditions on the observed start states and transitions,
+    feature matching does not), so the two optima are close but not equal.
+    """
+    mdp, data = problem.mdp, problem.data
+    phi = np.asarray(mdp.features)
+    S, H, n = mdp.n_states, mdp.horizon, len(data)
+    th = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    ll = irl.Evidence(mdp, data, hm.Boltzmann(1.0)).log_likelihood(LinearReward.from_mdp(mdp)(th))
+    ll.backward()
+    ours = float(th.grad.abs().max()) / float(data.lengths.sum())
+    res = planning.soft_value_iteration(mdp, phi @ theta)
+    occ = planning.occupancy_measure(mdp, res.policy)
+    e_states = occ.sum(axis=(0, 2)) + mdp.discount * np.asarray(mdp.continuation_T @ occ[-1].ravel()).ravel()
+    d_states = (data.counts(S, mdp.n_actions).sum(axis=-1) + np.bincount(data.final_states, minlength=S)) / n
+    return {"ours": ours, "imitation": float(np.abs((d_states - e_states) @ phi).max()) / (H + 1)}
+
+
+# --------------------------------------------------------------------------- measuring
+def _status() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0])  # kB
+    return out
+
+
+def _can_reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        _status()
+        return True
+    except OSError:
+        return False
+
+
+_PEAK_OK = _can_reset_peak() if sys.platform.startswith("linux") else False
+
+
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)`` (hands freed heap pages back to the kernel), or a no-op."""
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL("libc.so.6").malloc_trim
+        fn.argtypes = [ctypes.c_size_t]
+        return lambda: None if fn(0) is None else None
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return lambda: None
+
+
+_TRIM = _malloc_trim()
+
+
+def peak_rss_growth(fn: Callable[[], Any]) -> tuple[Any, float | None, float]:
+    """Run ``fn`` once: ``(result, peak RSS growth in MB or None, seconds)``.
+
+    Freed heap memory is first handed back to the kernel (glibc ``malloc_trim``),
+    so that memory the allocator reuses has to be faulted in again and is counted;
+    then the peak resident set size (``VmHWM``) is reset to the current RSS. The
+    growth is the most memory the call held above what the process already had
+    (numpy, scipy and torch allocations alike). ``None`` where the kernel offers
+    no reset (not Linux).
+    """
+    gc.collect()
+    _TRIM()
+    before = None
+    if _PEAK_OK:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        before = _status()["VmRSS"]
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    peak = None if before is None else max(0.0, (_status()["VmHWM"] - before) / 1024.0)
+    return out, peak, dt
+
+
+@dataclass
+class Timing:
+    seconds: float          # median
+    runs: int
+    peak_mb: float | None
+    result: Any
+
+
+def measure(fn: Callable[[], Any], *, repeat: int, budget: float) -> Timing:
+    """timeit-style: one untimed warm-up run (which gives the peak memory), then up to
+    ``repeat`` timed runs with the garbage collector off, stopping early once
+    ``budget`` seconds are spent; the median is reported. A warm-up longer than the
+    budget is itself the only sample (``runs = 1``)."""
+    result, peak, first = peak_rss_growth(fn)
+    if first >= budget:
+        return Timing(first, 1, peak, result)
+    times: list[float] = []
+    spent = first
+    for _ in range(max(1, repeat)):
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            result = fn()
+            dt = time.perf_counter() - t0
+        finally:
+            gc.enable()
+        times.append(dt)
+        spent += dt
+        if spent >= budget:
+            break
+    return Timing(statistics.median(times), len(times), peak, result)
+
+
+# --------------------------------------------------------------------------- fits
+def fit_ours(problem: Problem, gap: float) -> dict[str, Any]:
+    """``irl.MaxEnt(hm.Boltzmann(1.0))`` with L-BFGS, stopping at per-step gap ``gap``."""
+    est = irl.MaxEnt(hm.Boltzmann(1.0), tol=gap).fit(problem.mdp, problem.data)
+    return {"theta": np.asarray(est.theta), "iterations": len(est.history),
+            "evaluations": int(est.info["evaluations"]), "converged": bool(est.converged)}
+
+
+def fit_imitation(problem: Problem, env: Any, gap: float, cap_s: float, *, max_iter: int = 100_000
+                  ) -> dict[str, Any]:
+    """imitation's ``MCEIRL`` (default Adam, lr 1e-2) with a linear reward net.
+
+    The reward net is ``BasicRewardNet`` on the state observation (our features)
+    with no hidden layer (``Linear(F, 1)`` with a bias, which does not change a
+    finite-horizon policy), initialised at zero like ours. The demonstrations
+    are ours, converted to imitation ``Trajectory`` objects (MCEIRL counts their
+    ``H + 1`` observed states). Steps are ``MCEIRL._train_step`` — the body of
+    ``MCEIRL.train`` — driven here so that it stops when its own gap (imitation's
+    gradient per step, see :func:`objective_gaps`) reaches the same target as
+    ours, and so that the run can be capped: no step
+    is started that would end after ``cap_s`` seconds (estimated from the last one).
+    The returned weights are those whose occupancy met (or last measured) the gap,
+    i.e. before the final Adam step, as ``MCEIRL.train`` returns that policy too.
+    """
+    from imitation.algorithms.mce_irl import MCEIRL
+    from imitation.data import types as itypes
+    from imitation.rewards.reward_nets import BasicRewardNet
+    from imitation.util import logger as ilogger
+
+    mdp = problem.mdp
+    trajs = [itypes.Trajectory(obs=np.asarray(tr.states), acts=np.asarray(tr.actions), infos=None, terminal=True)
+             for tr in problem.data]
+    phi = np.asarray(mdp.features)
+    with tempfile.TemporaryDirectory(prefix="bench-imitation-") as logdir:
+        t0 = time.perf_counter()
+        net = BasicRewardNet(env.observation_space, env.action_space, use_action=False, hid_sizes=[])
+        with torch.no_grad():
+            for p in net.parameters():
+                p.zero_()
+        algo = MCEIRL(trajs, env, net, rng=np.random.default_rng(0), log_interval=None,
+                      custom_logger=ilogger.configure(logdir, format_strs=[]))
+        obs = torch.as_tensor(env.observation_matrix, dtype=net.dtype, device=net.device)
+        lin = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][0]
+        it, capped, own_gap, last = 0, False, float("inf"), 0.0
+        w = lin.weight.detach().double().numpy().ravel().copy()
+        while it < max_iter:
+            elapsed = time.perf_counter() - t0
+            if it > 0 and elapsed + last > cap_s:
+                capped = True
+                break
+            ts = time.perf_counter()
+            w_before = lin.weight.detach().double().numpy().ravel().copy()
+            _, visits = algo._train_step(obs)  # occupancy at w_before, then one Adam step
+            it += 1
+            own_gap = float(np.abs((visits - algo.demo_state_om) @ phi).max()) / (mdp.horizon + 1)
+            w = w_before
+            last = time.perf_counter() - ts
+            if own_gap <= gap:
+                break
+        seconds = time.perf_counter() - t0
+    # the weights whose occupancy was last measured (imitation's train() also returns that policy)
+    return {"theta": w, "iterations": it, "seconds": seconds, "capped": capped, "own_gap": own_gap}
+
+
+# --------------------------------------------------------------------------- cases
+def _ratio(anchor: float | None, ours: float) -> float | None:
+    return None if anchor is None or ours <= 0 else anchor / ours
+
+
+def _r(x: float | None, nd: int = 6) -> float | None:
+    return None if x is None else float(f"{x:.{nd}g}")
+
+
+def warm_up(anchor: bool) -> None:
+    """Run every code path once on a tiny MDP, so that one-time costs (lazy imports,
+    first-call initialisation of torch, scipy and imitation) are charged to no case;
+    also checks agreement there."""
+    prob = with_demos(random_mdp(20, seed=12345), n=10, seed=1)
+    res = ours_pass(prob.mdp, prob.reward)
+    grad = autodiff_pass(prob.mdp, prob.reward)
+    fit_ours(prob, 1e-3)
+    objective_gaps(prob, np.zeros(N_FEATURES))
+    if anchor:
+        env = imitation_env(prob)
+        assert_agreement(compare_with_imitation(prob, env, ours=res, grad=grad))
+        fit_imitation(prob, env, 1e-3, cap_s=60.0, max_iter=3)
+
+
+def run_size(n_states: int, args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """All cases for one ``|S|``; returns one record per case."""
+    prob = with_demos(random_mdp(n_states, seed=args.seed), seed=args.seed + 1)
+    mdp = prob.mdp
+    log(f"|S| = {n_states}: {mdp!r}, {len(prob.data)} demonstrations")
+    reason = imitation_available()
+    need = dense_bytes(n_states)
+    if reason is None and need > args.anchor_max_gb * 1e9:
+        reason = (f"imitation needs a dense (S, A, S) float64 tensor of {need / 1e9:.1f} GB "
+                  f"> --anchor-max-gb {args.anchor_max_gb:g}")
+    env = None
+    if reason is None:
+        log(f"  building imitation's dense transition tensor ({need / 1e6:.0f} MB)")
+        env = imitation_env(prob)
+    base = {"states": n_states, "actions": N_ACTIONS, "branching": BRANCHING, "horizon": HORIZON,
+            "features": N_FEATURES}
+    records = []
+
+    # 1. one soft value iteration + one occupancy pass
+    log("  svi_occ: ours")
+    ours = measure(lambda: ours_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
+    anchor = None
+    rec = {"case": "svi_occ", **base, "ours_s": _r(ours.seconds), "anchor_s": None, "ratio": None,
+           "peak_mb": _r(ours.peak_mb, 4), "runs": ours.runs}
+    if env is not None:
+        log("  svi_occ: imitation")
+        anchor = measure(lambda: imitation_pass(env, prob.reward), repeat=args.repeat, budget=args.budget)
+        diffs = compare_with_imitation(prob, env, ours=ours.result, anchor=anchor.result)
+        assert_agreement(diffs)
+        rec.update(anchor_s=_r(anchor.seconds), ratio=_r(_ratio(anchor.seconds, ours.seconds), 4),
+                   anchor_peak_mb=_r(anchor.peak_mb, 4), anchor_dense_mb=_r(need / 1e6, 4),
+                   anchor_runs=anchor.runs, max_abs_diff=_r(max(diffs.values()), 3))
+    else:
+        rec["anchor_note"] = reason
+    records.append(rec)
+
+    # 1b. the same work through autodiff: Q forward, occupancy as the adjoint
+    log("  svi_occ_autodiff: ours")
+    ad = measure(lambda: autodiff_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
+    rec = {"case": "svi_occ_autodiff", **base, "ours_s": _r(ad.seconds), "anchor_s": None, "ratio": None,
+           "peak_mb": _r(ad.peak_mb, 4), "runs": ad.runs}
+    if anchor is not None:
+        diffs = compare_with_imitation(prob, env, ours=ours.result, anchor=anchor.result, grad=ad.result)
+        assert_agreement({"autodiff_occupancy": diffs["autodiff_occupancy"]})
+        rec.update(anchor_s=_r(anchor.seconds), ratio=_r(_ratio(anchor.seconds, ad.seconds), 4),
+                   anchor_note="anchor = the svi_occ imitation time", max_abs_diff=_r(diffs["autodiff_occupancy"], 3))
+    else:
+        rec["anchor_note"] = reason
+    records.append(rec)
+
+    # 2. full MaxEnt fit
+    log("  maxent_fit: ours (L-BFGS)")
+    fit = measure(lambda: fit_ours(prob, args.gap), repeat=args.repeat, budget=args.budget)
+    fo = fit.result
+    gaps_o = objective_gaps(prob, fo["theta"])
+    rec = {"case": "maxent_fit", **base, "demos": len(prob.data), "ours_s": _r(fit.seconds), "anchor_s": None,
+           "ratio": None, "peak_mb": _r(fit.peak_mb, 4), "runs": fit.runs, "target_gap": args.gap,
+           "ours_iterations": fo["iterations"], "ours_evaluations": fo["evaluations"],
+           "ours_gap": _r(gaps_o["ours"], 3)}
+    if env is not None:
+        log(f"  maxent_fit: imitation (Adam, capped at {args.anchor_cap:g} s)")
+        fi, peak_i, _ = peak_rss_growth(lambda: fit_imitation(prob, env, args.gap, args.anchor_cap))
+        gaps_i = objective_gaps(prob, fi["theta"])
+        rec.update(anchor_s=_r(fi["seconds"]), ratio=_r(_ratio(fi["seconds"], fit.seconds), 4),
+                   anchor_peak_mb=_r(peak_i, 4), anchor_iterations=fi["iterations"],
+                   anchor_iter_s=_r(fi["seconds"] / max(1, fi["iterations"]), 4),
+                   anchor_gap=_r(gaps_i["imitation"], 3), anchor_capped=fi["capped"],
+                   anchor_gap_ours_objective=_r(gaps_i["ours"], 3),
+                   ours_gap_anchor_objective=_r(gaps_o["imitation"], 3),
+                   theta_max_diff=_r(float(np.abs(fo["theta"] - fi["theta"]).max()), 3),
+                   theta_true_max_diff_ours=_r(float(np.abs(fo["theta"] - prob.theta).max()), 3),
+                   theta_true_max_diff_anchor=_r(float(np.abs(fi["theta"] - prob.theta).max()), 3))
+        if fi["capped"]:
+            rec["anchor_note"] = "capped: anchor_s and ratio are lower bounds"
+    else:
+        rec["anchor_note"] = reason
+    records.append(rec)
+    del env
+    gc.collect()
+    return records
+
+
+# --------------------------------------------------------------------------- output
+def _fmt_s(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
+
+
+def print_table(records: list[dict[str, Any]], header: str) -> None:
+    """A readable rich table of the records (stdout)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="pluggable-irl vs imitation 1.0.1 MCE IRL", caption=header)
+    for col, just in (("case", "left"), ("|S|", "right"), ("ours", "right"), ("imitation", "right"),
+                      ("ratio", "right"), ("peak MB (ours)", "right"), ("peak MB (imitation)", "right"),
+                      ("notes", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in records:
+        notes = []
+        if r["case"] == "maxent_fit":
+            notes.append(f"ours {r['ours_iterations']} it / {r['ours_evaluations']} ev, gap {r['ours_gap']:.2g}")
+            if r.get("anchor_iterations") is not None:
+                notes.append(f"imitation {r['anchor_iterations']} it, gap {r['anchor_gap']:.2g}"
+                             + (f" (capped, {_fmt_s(r['anchor_iter_s'])}/it)" if r.get("anchor_capped") else ""))
+        elif r.get("max_abs_diff") is not None:
+            notes.append(f"agree to {r['max_abs_diff']:.1g}")
+        if r.get("anchor_s") is None and r.get("anchor_note"):
+            notes.append("imitation: not runnable" if "dense" in r["anchor_note"] else r["anchor_note"])
+        ratio = r.get("ratio")
+        ratio_s = "—" if ratio is None else (f"≥ {ratio:.3g}×" if r.get("anchor_capped") else f"{ratio:.3g}×")
+        dense = r.get("anchor_dense_mb")
+        ipeak = r.get("anchor_peak_mb")
+        ipeak_s = "—" if ipeak is None else f"{ipeak:.3g}" + (f" (+{dense:.3g} dense T)" if dense else "")
+        table.add_row(r["case"], str(r["states"]), _fmt_s(r["ours_s"]), _fmt_s(r.get("anchor_s")), ratio_s,
+                      "—" if r.get("peak_mb") is None else f"{r['peak_mb']:.3g}", ipeak_s, "; ".join(notes))
+    Console(file=sys.stdout, width=160).print(table)
+
+
+def machine_info() -> str:
+    """One line describing this machine and the software versions."""
+    try:
+        import imitation
+
+        iv = imitation.__version__
+    except Exception:  # pragma: no cover
+        iv = "absent"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
+            f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), imitation {iv}, load average {load}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="sizes 100 and 1000 only (finishes in < 2 minutes)")
+    p.add_argument("--sizes", type=int, nargs="+", help=f"state counts (default {' '.join(map(str, DEFAULT_SIZES))})")
+    p.add_argument("--repeat", type=int, default=None, help="timed runs per case, median reported (default 5; quick 3)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of timed runs per case before repetition stops early (default 20; quick 8)")
+    p.add_argument("--gap", type=float, default=1e-3, help="target per-step gap of the fits: each library's own objective gradient, max over features")
+    p.add_argument("--anchor-cap", type=float, default=60.0, help="time cap in seconds for imitation's fit")
+    p.add_argument("--anchor-max-gb", type=float, default=4.0,
+                   help="skip imitation where its dense (S, A, S) tensor needs more GB than this")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch intra-op threads, process-wide (default: torch's own default)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.sizes is None:
+        args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 5
+    if args.budget is None:
+        args.budget = 8.0 if args.quick else 20.0
+    if any(s < BRANCHING for s in args.sizes):
+        p.error(f"--sizes must be >= the branching factor {BRANCHING}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    header = machine_info()
+    log(header)
+    if not _PEAK_OK:
+        log("peak memory is not measurable here (/proc/self/clear_refs unavailable): peak_mb = null")
+    log("warming up on a 20-state MDP")
+    warm_up(imitation_available() is None)
+    records = []
+    t0 = time.perf_counter()
+    for n in args.sizes:
+        for rec in run_size(n, args, log):
+            if hasattr(os, "getloadavg"):
+                rec["load_1min"] = round(os.getloadavg()[0], 2)  # other work on this machine, for the record
+            print(json.dumps(rec), flush=True)
+            records.append(rec)
+    print_table(records, header + f"; total {time.perf_counter() - t0:.0f} s")
+    return records
+
+
+if __name__ == "__main__":
+    main()
