@@ -3,8 +3,9 @@
 :func:`q_values` returns (soft or hard) Q-values as a torch tensor. Its backward
 pass is not autograd through hundreds of unrolled sweeps but the adjoint of the
 Bellman recursion, :func:`irl.planning.bellman_q_vjp`: one forward occupancy
-pass. For Boltzmann demonstrations this *is* the maximum-entropy IRL gradient
-("empirical minus expected feature counts"), and every human model built on
+pass. For Boltzmann demonstrations this is the exact gradient of the causal
+log-likelihood, the maximum-entropy IRL gradient (for deterministic dynamics
+"empirical minus expected feature counts"), and every human model built on
 :func:`q_values` inherits it, so solvers have a single autograd code path.
 """
 

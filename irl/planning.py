@@ -394,8 +394,9 @@ def bellman_q_vjp(mdp: TabularMDP, pi: np.ndarray, q_bar: np.ndarray) -> np.ndar
     *forward* flow: ``qbar_0 = Qbar_0``, ``vbar_{t+1} = gamma P^T qbar_t``,
     ``qbar_{t+1} = Qbar_{t+1} + pi_{t+1} * vbar_{t+1}``, ``dL/dr = sum_t qbar_t``
     (infinite horizon: one sparse linear solve for the stationary flow). For
-    demonstration counts this is the familiar "empirical minus expected feature
-    counts" occupancy pass; it costs one sweep, like value iteration.
+    demonstration counts this is the exact gradient of the causal log-likelihood;
+    for deterministic dynamics it reduces to the familiar "empirical minus
+    expected feature counts". It costs one sweep, like value iteration.
 
     Args:
         mdp: the MDP.

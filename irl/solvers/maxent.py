@@ -23,7 +23,10 @@ class MaxEnt:
     entropy IRL; with a prior it is MAP; with any other differentiable human model
     it is maximum likelihood under that model. The optimiser is L-BFGS (scipy) on
     the log-joint; gradients come from autograd, which for the Boltzmann models
-    is the closed-form occupancy pass ("empirical minus expected feature counts").
+    is the closed-form occupancy pass: the exact gradient of the demonstrations'
+    causal log-likelihood, which for deterministic dynamics is "empirical minus
+    expected feature counts" (with stochastic dynamics that identity holds only
+    in expectation).
 
     Args:
         human: default human model for ``fit(env, data)`` (default ``Boltzmann(1.0)``).
