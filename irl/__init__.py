@@ -19,8 +19,9 @@ from irl.evidence import Evidence
 from irl.solvers import LogJoint, MaxEnt, RewardEstimate
 from irl.plan import plan
 from irl import metrics
+from irl.compare import compare
 
 __version__ = "0.1.0"
 
 __all__ = ["TabularMDP", "MDPValidationError", "planning", "rewards", "autodiff", "envs", "Evidence", "LogJoint",
-           "MaxEnt", "RewardEstimate", "plan", "metrics", "__version__"]
+           "MaxEnt", "RewardEstimate", "plan", "metrics", "compare", "__version__"]
