@@ -634,6 +634,82 @@ def evaluate(
     con.print(f"expected value difference: {evd:.4g} ({100 * frac:.3f}% of optimal)", soft_wrap=True)
 
 
+# --------------------------------------------------------------------------- compare
+@app.command()
+@_handles_errors
+def compare(
+    data: Path = typer.Argument(..., help="Demonstrations (.npz, .jsonl or .csv) or any evidence .npz, e.g. demos.npz."),
+    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    human: list[str] = typer.Option(..., "--human",
+                                    help="A candidate human model; repeat the option, e.g. --human boltzmann:beta=5 "
+                                         "--human myopic:horizon=3,beta=5 --human "
+                                         "'myopic:horizon=prior:categorical(1..6),beta=5'."),
+    test: Optional[Path] = typer.Option(None, "--test",
+                                        help="Held-out evidence of the same kind, e.g. --test held_out.npz; "
+                                             "default: the last --test-fraction of the episodes in DATA."),
+    test_fraction: float = typer.Option(0.3, "--test-fraction", min=0.0, max=0.9,
+                                        help="Share of the episodes held out when no --test file is given "
+                                             "(trajectories only; 0 ranks by BIC), e.g. --test-fraction 0.3."),
+    prior: Optional[str] = typer.Option(None, "--prior",
+                                        help="Prior on the reward parameters for the MAP fits, e.g. gaussian:scale=1."),
+    reward_model: str = typer.Option("auto", "--reward-model",
+                                     help="Reward model shared by all candidates: auto, linear, tabular or "
+                                          "tabular-sa, e.g. --reward-model linear."),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON lines, e.g. --json."),
+) -> None:
+    """Rank human models by how well they explain the data.
+
+    Each candidate is fitted by MAP (its parameters given as priors are fitted
+    too, discrete ones summed out) on the training part and scored by the
+    log-likelihood of the held-out part, with BIC on the training part beside it.
+
+    Example: irl compare demos.npz --env temptation-corridor --human boltzmann:beta=2 --human myopic:horizon=3,beta=2
+    """
+    import demos
+    import irl
+
+    mdp = _make_env(env)
+    prior_obj = _make_prior(prior)
+    rmodel = _make_reward_model(reward_model, mdp)
+    labels = list(dict.fromkeys(human))
+    if len(labels) < 2:
+        raise CLIError("compare needs at least two different --human candidates", code=2)
+    candidates = {spec: _make_human(spec) for spec in labels}
+    train = demos.load(data)
+    held = demos.load(test) if test is not None else None
+    if held is None and test_fraction > 0:
+        if not isinstance(train, demos.Trajectories):
+            raise CLIError(f"{data}: holding out a fraction works for trajectories only; give --test FILE or "
+                           f"--test-fraction 0 (rank by BIC)", code=2)
+        n_test = int(round(len(train) * test_fraction))
+        if n_test < 1 or n_test >= len(train):
+            raise CLIError(f"{data}: {len(train)} episodes are too few to hold out {test_fraction:.0%}", code=2)
+        train, held = train.subset(slice(0, len(train) - n_test)), train.subset(slice(len(train) - n_test, None))
+    rows = irl.compare(candidates, mdp, train, held, reward_model=rmodel, prior=prior_obj)
+    if json_out:
+        for rank, r in enumerate(rows, 1):
+            typer.echo(json.dumps({"rank": rank, "human": r.name, "train_log_likelihood": r.train_log_likelihood,
+                                   "held_out_log_likelihood": None if held is None else r.held_out_log_likelihood,
+                                   "bic": r.bic, "n_params": r.n_params,
+                                   "human_params": {k: (v if not isinstance(v, dict) else
+                                                        {str(a): b for a, b in v.items()})
+                                                    for k, v in r.estimate.human_params.items()}}))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Human models ranked by {'held-out log-likelihood' if held is not None else 'BIC'} "
+                    f"({mdp.name})")
+    for col in ("rank", "human model", "held-out log-lik", "train log-lik", "BIC", "params", "fitted human params"):
+        t.add_column(col, justify="left" if col in ("human model", "fitted human params") else "right")
+    for rank, r in enumerate(rows, 1):
+        fitted = "; ".join(f"{k}={v:.3g}" if not isinstance(v, dict) else
+                           f"{k}: " + ", ".join(f"{a}:{b:.2f}" for a, b in v.items() if b >= 0.01)
+                           for k, v in r.estimate.human_params.items())
+        t.add_row(str(rank), r.name, "-" if held is None else f"{r.held_out_log_likelihood:.3f}",
+                  f"{r.train_log_likelihood:.3f}", f"{r.bic:.3f}", str(r.n_params), fitted)
+    _console().print(t)
+
+
 # ------------------------------------------------------------------------- listings
 @app.command()
 @_handles_errors

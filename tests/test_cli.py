@@ -353,3 +353,32 @@ def test_evidence_option_errors(tmp_path):
                        "unknown extension '.csv' for comparisons")
     assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "estops", "--stay-action", "9", "--out",
                               tmp_path / "x.npz"), "--stay-action 9 is out of range")
+
+
+# ------------------------------------------------------------------- compare
+@pytest.mark.parametrize("truth_spec", ["boltzmann:beta=2", "myopic:horizon=3,beta=2",
+                                        "noisy:model=boltzmann(beta=2),epsilon=0.3"])
+def test_compare_ranks_the_generating_model_first(tmp_path, truth_spec):
+    data = tmp_path / "d.npz"
+    ok("simulate", "--env", "temptation-corridor", "--human", truth_spec, "--n", "200", "--seed", "3", "--out", data)
+    candidates = ["boltzmann:beta=2", "myopic:horizon=3,beta=2", "noisy:model=boltzmann(beta=2),epsilon=0.3"]
+    args = ["compare", data, "--env", "temptation-corridor", "--json"]
+    for c in candidates:
+        args += ["--human", c]
+    rows = [json.loads(line) for line in ok(*args).stdout.splitlines() if line.startswith("{")]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert rows[0]["human"] == truth_spec, rows
+    assert rows[0]["held_out_log_likelihood"] > rows[1]["held_out_log_likelihood"]
+
+
+def test_compare_table_and_errors(tmp_path):
+    data = tmp_path / "d.npz"
+    ok("simulate", "--env", ENV, "--human", "boltzmann:beta=2", "--n", "30", "--out", data)
+    res = ok("compare", data, "--env", ENV, "--human", "boltzmann:beta=2", "--human", "boltzmann-q:beta=2",
+             "--test-fraction", "0")
+    assert "ranked by BIC" in res.stdout
+    assert_clean_error(invoke("compare", data, "--env", ENV, "--human", "boltzmann"), "at least two different")
+    prefs = tmp_path / "p.npz"
+    ok("simulate", "--env", ENV, "--evidence", "comparisons", "--n", "10", "--out", prefs)
+    assert_clean_error(invoke("compare", prefs, "--env", ENV, "--human", "boltzmann", "--human", "boltzmann-q"),
+                       "trajectories only")
