@@ -22,7 +22,7 @@ $(CORE): pyproject.toml | $(PY)
 	touch $@
 
 $(ALL): $(CORE)
-	$(PIP) install -e ".[dev,docs,imitation,lightning,gymnasium,plot]"
+	$(PIP) install -e ".[dev,docs,imitation,lightning,gymnasium,plot,bayes]"
 	touch $@
 
 demo: $(CORE)

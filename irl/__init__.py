@@ -20,8 +20,11 @@ from irl.solvers import LogJoint, MaxEnt, RewardEstimate
 from irl.plan import plan
 from irl import metrics
 from irl.compare import compare
+from irl.posterior import ConvergenceWarning, Posterior
+from irl.solvers import BayesianIRL
 
 __version__ = "0.1.0"
 
 __all__ = ["TabularMDP", "MDPValidationError", "planning", "rewards", "autodiff", "envs", "Evidence", "LogJoint",
-           "MaxEnt", "RewardEstimate", "plan", "metrics", "compare", "__version__"]
+           "MaxEnt", "RewardEstimate", "plan", "metrics", "__version__",
+           "BayesianIRL", "Posterior", "ConvergenceWarning", "compare"]

@@ -2,5 +2,7 @@
 
 from irl.solvers.base import LogJoint, RewardEstimate
 from irl.solvers.maxent import MaxEnt
+from irl.solvers.bayesian import BayesianIRL
+from irl.solvers import samplers
 
-__all__ = ["LogJoint", "RewardEstimate", "MaxEnt"]
+__all__ = ["LogJoint", "RewardEstimate", "MaxEnt", "BayesianIRL", "samplers"]
