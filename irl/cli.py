@@ -8,6 +8,8 @@ unknown name fails with the list of the known ones::
     irl fit demos.npz --env gridworld-8x8 --human boltzmann:beta=5 --solver maxent --out reward.npz
     irl plan reward.npz --env gridworld-8x8 --out policy.npz
     irl evaluate policy.npz --env gridworld-8x8 --data demos.npz
+    irl fit demos.npz --env gridworld-8x8 --solver bayes --samples 500 --chains 4 --out posterior.npz
+    irl plan posterior.npz --env gridworld-8x8 --out policy.npz
     irl envs; irl human-models; irl solvers
     irl plot reward.npz --env gridworld-8x8 --out reward.png
 
@@ -103,13 +105,14 @@ class SolverEntry:
 
     build: Callable[..., Any]
     summary: str
+    sampler: bool = False
 
 
 #: Solvers known to ``irl fit --solver``, by name.
 SOLVERS: dict[str, SolverEntry] = {}
 
 
-def register_solver(name: str, build: Callable[..., Any], summary: str = "") -> None:
+def register_solver(name: str, build: Callable[..., Any], summary: str = "", *, sampler: bool = False) -> None:
     """Make a solver available as ``irl fit --solver NAME``.
 
     Args:
@@ -117,6 +120,9 @@ def register_solver(name: str, build: Callable[..., Any], summary: str = "") -> 
         build: called as ``build(human=..., prior=..., reward_model=..., max_iter=...,
             callback=...)``; returns an object with ``fit(env, data)``.
         summary: one-line description.
+        sampler: the solver draws posterior samples; ``build`` then also receives
+            ``samples``, ``chains``, ``warmup``, ``seed``, ``out``, ``resume`` and
+            ``checkpoint_every``, and ``callback(done, total, phase)`` drives the bar.
 
     Example:
         >>> from irl.cli import SOLVERS, register_solver
@@ -125,7 +131,7 @@ def register_solver(name: str, build: Callable[..., Any], summary: str = "") -> 
         True
         >>> del SOLVERS["my-maxent"]
     """
-    SOLVERS[name] = SolverEntry(build=build, summary=summary)
+    SOLVERS[name] = SolverEntry(build=build, summary=summary, sampler=sampler)
 
 
 def _build_maxent(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
@@ -137,6 +143,122 @@ def _build_maxent(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
 
 register_solver("maxent", _build_maxent,
                 "maximum (causal) entropy IRL: MAP point estimate by L-BFGS (any differentiable human model)")
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where ``irl fit --solver bayes --out OUT`` keeps the draws completed so far.
+
+    Example:
+        >>> from pathlib import Path
+        >>> checkpoint_path(Path("runs/posterior.npz")).as_posix()
+        'runs/posterior.partial.npz'
+    """
+    out = Path(out)
+    return out.with_name(out.stem + ".partial.npz")
+
+
+class _ChunkedBayes:
+    """Bayesian IRL run in chunks of draws, each chunk checkpointed next to ``--out``.
+
+    The first chunk warms up for ``warmup`` iterations; the samplers cannot be
+    handed an adapted step size and mass matrix, so each later chunk (and a
+    resumed run) starts every chain at its last draw and re-adapts for a short
+    warmup of ``min(warmup, rewarmup)`` iterations, whose draws are discarded.
+    Starting from draws of the posterior, that re-adaptation keeps the chains
+    valid MCMC. A checkpoint is an ordinary :class:`irl.Posterior` file holding
+    all completed draws, so an interrupted run loses only the chunk in flight.
+    """
+
+    def __init__(self, solver: Any, *, samples: int, chains: int, warmup: int, seed: int, out: Path,
+                 resume: bool, checkpoint_every: int, callback: Callable[[int, int, str], None] | None,
+                 rewarmup: int = 50) -> None:
+        self.solver, self.samples, self.chains, self.warmup, self.seed = solver, samples, chains, warmup, seed
+        self.out, self.resume, self.every, self.callback = Path(out), resume, checkpoint_every, callback
+        self.rewarmup = rewarmup
+        self.resumed_draws = 0
+
+    def _load_checkpoint(self, joint: Any) -> Any:
+        import irl
+
+        path = checkpoint_path(self.out)
+        if not path.exists():
+            raise CLIError(f"--resume: no checkpoint {path} to resume from (it is written while `irl fit "
+                           f"--solver bayes --out {self.out}` runs)")
+        part = irl.Posterior.load(str(path))
+        u = part.unconstrained
+        if u is None or u.ndim != 3 or u.shape[0] != self.chains or u.shape[2] != joint.dim:
+            got = None if u is None else u.shape
+            raise CLIError(f"--resume: checkpoint {path} holds draws of shape {got}, but this run needs "
+                           f"(chains={self.chains}, draws, D={joint.dim}); use the options of the interrupted run",
+                           code=2)
+        if u.shape[1] > self.samples:
+            raise CLIError(f"--resume: checkpoint {path} already holds {u.shape[1]} draws per chain, more than "
+                           f"--samples {self.samples}", code=2)
+        return part
+
+    def fit(self, evidence: Any) -> Any:
+        from irl.solvers.bayesian import posterior_from_draws
+
+        joint = self.solver.log_joint(evidence)
+        draws = np.zeros((self.chains, 0, joint.dim))
+        dens = np.zeros((self.chains, 0))
+        info: dict[str, Any] = {}
+        if self.resume:
+            part = self._load_checkpoint(joint)
+            draws = np.asarray(part.unconstrained, dtype=np.float64)
+            dens = (np.asarray(part.log_density, dtype=np.float64) if part.log_density is not None
+                    else np.full(draws.shape[:2], np.nan))
+            info = dict(part.info)
+            self.resumed_draws = draws.shape[1]
+        chunk_no = int(info.get("chunks", 0))
+        while draws.shape[1] < self.samples:
+            n = min(self.every, self.samples - draws.shape[1])
+            first = draws.shape[1] == 0
+            warm = self.warmup if first else min(self.warmup, self.rewarmup)
+            init = None if first else draws[:, -1]
+            done = draws.shape[1]
+            cb = None
+            if self.callback is not None:
+                def cb(i: int, total: int, phase: str, done: int = done, warm: int = warm) -> None:
+                    self.callback(done + max(0, i - warm), self.samples, phase)
+            res = self._sample(joint, n, warm, init, self.seed + 1000 * chunk_no, cb)
+            chunk_no += 1
+            draws = np.concatenate([draws, res.draws], axis=1)
+            dens = np.concatenate([dens, res.log_density], axis=1)
+            info = dict(res.info, human=repr(self.solver.human), prior=repr(self.solver.prior), chains=self.chains,
+                        n_evidence=len(joint.evidence), chunks=chunk_no, warmup=self.warmup, rewarmup=min(self.warmup, self.rewarmup),
+                        checkpoint_every=self.every, seed=self.seed, samples=int(draws.shape[1]))
+            if draws.shape[1] < self.samples:
+                posterior_from_draws(joint, draws, log_density=dens, info=info).save(str(checkpoint_path(self.out)))
+        info["resumed_from_draws"] = self.resumed_draws
+        return posterior_from_draws(joint, draws, log_density=dens, info=info)
+
+    def _sample(self, joint: Any, n: int, warm: int, init: Any, seed: int,
+                callback: Callable[[int, int, str], None] | None) -> Any:
+        from irl.solvers import samplers
+
+        rng = np.random.default_rng(seed)
+        x0 = self.solver._start(joint, init, self.chains, 2.0, rng)
+        fn = {"hmc": samplers.hmc, "policywalk": samplers.policywalk}[self.solver.sampler]
+        with samplers.torch_threads(1):
+            return fn(joint, x0, samples=n, warmup=warm, seed=int(rng.integers(2 ** 31)), callback=callback,
+                      **self.solver.sampler_options)
+
+
+def _build_bayes(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
+                 callback: Callable[[int, int, str], None] | None, samples: int, chains: int, warmup: int,
+                 seed: int, out: Path, resume: bool, checkpoint_every: int) -> Any:
+    import irl
+
+    solver = irl.BayesianIRL(human, prior="default" if prior is None else prior, reward_model=reward_model,
+                             sampler="hmc")
+    return _ChunkedBayes(solver, samples=samples, chains=chains, warmup=warmup, seed=seed, out=out, resume=resume,
+                         checkpoint_every=checkpoint_every, callback=callback)
+
+
+register_solver("bayes", _build_bayes,
+                "Bayesian IRL: posterior draws of the reward and the human's parameters by batched HMC "
+                "(checkpointed, resumable)", sampler=True)
 
 _REWARD_MODELS = {
     "auto": "linear in the environment's features if it has any, else tabular",
@@ -378,6 +500,10 @@ def simulate(
         _console().print(f"Wrote {data!r} of {model!r} in {mdp.name} to {out}", soft_wrap=True)
         return
     data = demos.simulate(mdp, model, truth, n=n, seed=seed, **kwargs)
+    if not isinstance(data, demos.Trajectories):  # a model whose evidence is not demonstrations (deliberation traces)
+        data.save(out)
+        _console().print(f"Wrote {data!r} of {model!r} in {mdp.name} to {out}", soft_wrap=True)
+        return
     demos.save(data, out)
     con = _console()
     steps = int(data.lengths.sum())
@@ -411,6 +537,23 @@ def fit(
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted reward, e.g. --out reward.npz."),
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="No live progress display, e.g. --quiet in scripts and logs."),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1,
+                                          help="Posterior draws per chain (sampling solvers such as bayes; "
+                                               "default 1000), e.g. --samples 500."),
+    chains: Optional[int] = typer.Option(None, "--chains", min=1,
+                                         help="Number of chains (sampling solvers; default 4), e.g. --chains 4."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0,
+                                         help="Adaptation iterations per chain, discarded (sampling solvers; "
+                                              "default: --samples), e.g. --warmup 500."),
+    seed: Optional[int] = typer.Option(None, "--seed",
+                                       help="Random seed of the sampler (default 0), e.g. --seed 1."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1,
+                                                   help="Save the completed draws every this many draws per chain "
+                                                        "to OUT's sibling NAME.partial.npz (sampling solvers; "
+                                                        "default 100), e.g. --checkpoint-every 200."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue an interrupted sampling run from its checkpoint "
+                                     "NAME.partial.npz next to --out, e.g. --resume."),
 ) -> None:
     """Infer the reward behind demonstrations and save it.
 
@@ -418,12 +561,26 @@ def fit(
     versioned .npz (read it back with irl.RewardEstimate.load).
 
     Example: irl fit demos.npz --env gridworld-8x8 --human boltzmann:beta=5 --prior gaussian:scale=1 --out reward.npz
+
+    With --solver bayes it samples the posterior instead (progress bar of draws,
+    checkpoints every --checkpoint-every draws, --resume after an interruption)
+    and saves an irl.Posterior.
+
+    Example: irl fit demos.npz --env gridworld-8x8 --human 'boltzmann:beta=prior:lognormal(0;1)' --solver bayes --prior laplace:scale=1 --samples 500 --chains 4 --seed 0 --out posterior.npz
     """
     import demos
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if solver not in SOLVERS:
         raise _known("solver", solver, sorted(SOLVERS))
+    sampling = {"--samples": samples, "--chains": chains, "--warmup": warmup, "--seed": seed,
+                "--checkpoint-every": checkpoint_every, "--resume": resume or None}
+    if not SOLVERS[solver].sampler:
+        given = [k for k, v in sampling.items() if v is not None]
+        if given:
+            raise CLIError(f"{', '.join(given)} only apply to sampling solvers "
+                           f"({', '.join(sorted(k for k, e in SOLVERS.items() if e.sampler))}), not --solver {solver}",
+                           code=2)
     mdp = _make_env(env)
     model = _make_human(human)
     prior_obj = _make_prior(prior)
@@ -433,6 +590,17 @@ def fit(
     loaded = [demos.load(path) for path in data]
     # one Evidence per file, all sharing the reward and the one human model (and its parameters)
     observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
+
+    if SOLVERS[solver].sampler:
+        n_samples = 1000 if samples is None else samples
+        _fit_sampler(solver, observations, quiet, mdp, info=dict(
+            env=mdp.name, human_spec=human, reward_model=reward_model, prior_spec=prior,
+            data=[str(p) for p in data], evidence=[type(o).__name__ for o in loaded]),
+            human=model, prior=prior_obj, reward_model=rmodel, max_iter=max_iter, samples=n_samples,
+            chains=4 if chains is None else chains, warmup=n_samples if warmup is None else warmup,
+            seed=0 if seed is None else seed, out=out, resume=resume,
+            checkpoint_every=100 if checkpoint_every is None else checkpoint_every)
+        return
 
     err = _console(stderr=True)
     bar = Progress(SpinnerColumn(), TextColumn(f"[bold]{solver}[/bold] iteration"), MofNCompleteColumn(),
@@ -459,6 +627,46 @@ def fit(
                     data=[str(p) for p in data], evidence=[type(o).__name__ for o in loaded])
     result.save(out)
     _print_fit(result, mdp, solver, seconds, out)
+
+
+def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: dict, **options: Any) -> None:
+    """``irl fit`` with a sampling solver: progress bar of draws, summary table, checkpoints."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    err = _console(stderr=True)
+    bar = Progress(SpinnerColumn(), TextColumn(f"[bold]{solver}[/bold] {{task.fields[phase]}} draws per chain"),
+                   MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(), console=err, transient=False,
+                   disable=quiet)
+    task = bar.add_task("fit", total=options["samples"], phase="warmup")
+
+    def callback(done: int, total: int, phase: str) -> None:
+        bar.update(task, completed=done, total=total, phase=phase)
+
+    built = SOLVERS[solver].build(callback=callback, **options)
+    t0 = time.perf_counter()
+    with bar:
+        try:
+            result = built.fit(observations)
+        except TypeError as e:
+            raise CLIError(_one_line(e), code=2) from None
+    seconds = time.perf_counter() - t0
+    out = options["out"]
+    result.info.update(info)
+    result.save(str(out))
+    partial = checkpoint_path(out)
+    if partial.exists():
+        partial.unlink()
+    con = _console()
+    con.print(f"Posterior ({solver}, {mdp.name}): {result.n_chains} chains x {result.n_draws} draws", soft_wrap=True)
+    con.print(result.summary().table(), soft_wrap=True, markup=False)
+    if not result.converged:
+        problems = "; ".join(f"{k} ({', '.join(v)})" for k, v in result.problems().items())
+        typer.echo(f"Warning: the chains have not mixed, do not trust this posterior yet: {problems}; "
+                   f"draw more (--samples, --warmup)", err=True)
+    resumed = int(result.info.get("resumed_from_draws", 0))
+    con.print(f"{'resumed after ' + str(resumed) + ' draws per chain; ' if resumed else ''}{seconds:.2f} s; "
+              f"converged={result.converged}", soft_wrap=True)
+    con.print(f"Saved to {out}", soft_wrap=True)
 
 
 def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, max_rows: int = 30) -> None:
@@ -491,10 +699,22 @@ def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, ma
 
 
 # ------------------------------------------------------------------------------ plan
+def _load_reward(path: Path) -> Any:
+    """A :class:`irl.RewardEstimate` or an :class:`irl.Posterior` (by the file's format)."""
+    import irl
+    from demos import load_arrays
+
+    fmt, _, _ = load_arrays(path)
+    if fmt == "pluggable-irl/posterior":
+        return irl.Posterior.load(str(path))
+    return irl.RewardEstimate.load(str(path))
+
+
 @app.command()
 @_handles_errors
 def plan(
-    reward: Path = typer.Argument(..., help="A reward saved by `irl fit`, e.g. reward.npz."),
+    reward: Path = typer.Argument(..., help="A reward or a posterior saved by `irl fit` (a posterior plans on "
+                                            "its posterior-mean reward), e.g. reward.npz or posterior.npz."),
     env: str = typer.Option(..., "--env", help=ENV_HELP),
     objective: str = typer.Option("optimal", "--objective",
                                   help="optimal (exact value iteration) or soft (Boltzmann policy at --beta), "
@@ -517,7 +737,7 @@ def plan(
     if beta is not None and not (np.isfinite(beta) and beta > 0):
         raise CLIError(f"--beta must be a finite number > 0: got {beta}", code=2)
     mdp = _make_env(env)
-    est = irl.RewardEstimate.load(str(reward))
+    est = _load_reward(reward)
     _check_reward_shape(np.asarray(est.reward), mdp, reward)
     _warn_env_mismatch(est.info.get("env"), mdp, reward)
     try:

@@ -5,6 +5,12 @@ by MAP on training evidence; it is scored by the log-likelihood of held-out
 evidence at the fitted parameters and by BIC on the training evidence. Human
 parameters given as priors are fitted too (and counted as free parameters);
 discrete ones are summed out.
+
+For posteriors (:class:`irl.Posterior` from :class:`irl.BayesianIRL`),
+:func:`pointwise_log_likelihood` gives the log-likelihood of every observation
+at every draw, and :func:`waic` and :func:`psis_loo` estimate the expected log
+predictive density of new data from it (higher is better;
+:meth:`InformationCriterion.difference` gives a paired standard error).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from irl.mdp import TabularMDP
 from irl.rewards import RewardModel, default_reward_model
 from irl.solvers.base import LogJoint, RewardEstimate, n_observations
 
-__all__ = ["ModelScore", "compare", "bic", "held_out_log_likelihood"]
+__all__ = ["ModelScore", "compare", "bic", "held_out_log_likelihood", "pointwise_log_likelihood", "waic",
+           "psis", "psis_loo", "InformationCriterion"]
 
 
 def bic(log_likelihood: float, n_params: int, n_observations: int) -> float:
@@ -117,3 +124,203 @@ def compare(candidates: Mapping[str, Any], env: TabularMDP, train: Any, test: An
                                bic=bic(est.log_likelihood, k, n), n_params=k, estimate=est))
     key = (lambda r: -r.held_out_log_likelihood) if test is not None else (lambda r: r.bic)
     return sorted(rows, key=key)
+
+
+# ------------------------------------------------------------- posteriors: WAIC and PSIS-LOO
+@dataclass
+class InformationCriterion:
+    """An estimate of the expected log predictive density (elpd) of new data, from posterior draws.
+
+    Attributes:
+        method: ``"waic"`` or ``"psis-loo"``.
+        elpd: estimated elpd (higher is better); ``-2 * elpd`` is on the deviance scale.
+        se: its standard error, ``sqrt(n * var(pointwise))``.
+        p_eff: effective number of parameters.
+        pointwise: ``(n,)`` per-observation contributions to ``elpd``.
+        pareto_k: ``(n,)`` PSIS tail shapes (``psis-loo`` only); above 0.7 the
+            estimate for that observation is unreliable.
+    """
+
+    method: str
+    elpd: float
+    se: float
+    p_eff: float
+    pointwise: np.ndarray
+    pareto_k: np.ndarray | None = None
+
+    def difference(self, other: "InformationCriterion") -> tuple[float, float]:
+        """``(elpd_self - elpd_other, its standard error)`` from the paired pointwise values."""
+        if self.pointwise.shape != other.pointwise.shape:
+            raise ValueError(f"the criteria were computed on different data: {self.pointwise.shape} vs "
+                             f"{other.pointwise.shape} observations")
+        d = self.pointwise - other.pointwise
+        return float(d.sum()), float(np.sqrt(d.size * d.var()))
+
+
+def _logsumexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def pointwise_log_likelihood(posterior: Any, env: TabularMDP, data: Any, human: Any,
+                             reward_model: RewardModel | None = None, *, max_draws: int | None = 1000
+                             ) -> np.ndarray:
+    """``(draws, n)`` log-likelihood of each observation of ``data`` at each posterior draw.
+
+    An observation is one element of ``data`` (an episode of trajectories, one
+    choice of comparisons, ...), taken with ``data.subset(i)``.
+
+    Args:
+        posterior: an :class:`irl.Posterior` fitted with ``human`` (it needs its ``unconstrained`` draws).
+        env: the MDP of ``data``.
+        data: evidence with ``len`` and ``subset``.
+        human: the human model object of the fit (its parameters given as priors map the draws).
+        reward_model: the reward model of the fit (default as in the fit).
+        max_draws: use at most this many draws, evenly spaced over the chains (``None``: all).
+
+    Returns:
+        ``(draws, n)`` array.
+
+    Raises:
+        ValueError: no unconstrained draws, a size mismatch, or a summed-out discrete human
+            parameter (shared by all observations, so the likelihood does not factorise).
+    """
+    model = reward_model or default_reward_model(env)
+    u = getattr(posterior, "unconstrained", None)
+    if u is None:
+        raise ValueError("the posterior has no unconstrained draws (fit it with irl.BayesianIRL)")
+    x = np.asarray(u, dtype=np.float64).reshape(-1, np.shape(u)[-1])
+    if max_draws is not None and x.shape[0] > max_draws:
+        x = x[np.linspace(0, x.shape[0] - 1, max_draws).round().astype(np.int64)]
+    n = len(data)
+    out = np.empty((x.shape[0], n))
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    for i in range(n):
+        joint = LogJoint([Evidence(env, data.subset(np.array([i])), human)], model)
+        if joint.discrete_names():
+            raise ValueError(f"pointwise log-likelihoods need continuous human parameters; "
+                             f"{joint.discrete_names()} are summed out jointly over all observations")
+        if joint.dim != x.shape[1]:
+            raise ValueError(f"the posterior has {x.shape[1]} coordinates but this human/reward model needs "
+                             f"{joint.dim}: pass the human model the posterior was fitted with")
+        with torch.no_grad():
+            out[:, i] = joint.log_likelihood(xt).numpy()
+    return out
+
+
+def waic(loglik: Any) -> InformationCriterion:
+    """Widely applicable information criterion from ``(draws, n)`` pointwise log-likelihoods.
+
+    ``elpd_waic = sum_i [log mean_s p(y_i | theta_s) - var_s log p(y_i | theta_s)]``.
+
+    Example:
+        >>> import numpy as np
+        >>> ll = np.random.default_rng(0).normal(-1.0, 0.1, size=(400, 20))
+        >>> w = waic(ll)
+        >>> bool(abs(w.elpd + 20.1) < 0.3 and 0.1 < w.p_eff < 0.3)
+        True
+
+    References:
+        Watanabe (2010), JMLR 11; Vehtari, Gelman & Gabry (2017), "Practical Bayesian model
+        evaluation using leave-one-out cross-validation and WAIC", Statistics and Computing.
+    """
+    ll = np.asarray(loglik, dtype=np.float64)
+    if ll.ndim != 2 or ll.shape[0] < 2:
+        raise ValueError(f"loglik must have shape (draws >= 2, n): got {ll.shape}")
+    lppd = _logsumexp(ll, 0) - np.log(ll.shape[0])
+    p = ll.var(axis=0, ddof=1)
+    pw = lppd - p
+    return InformationCriterion("waic", float(pw.sum()), float(np.sqrt(pw.size * pw.var())), float(p.sum()), pw)
+
+
+def _gpd_fit(x: np.ndarray) -> tuple[float, float]:
+    """Shape ``k`` and scale ``sigma`` of a generalised Pareto fit to exceedances ``x`` (ascending).
+
+    The empirical-Bayes estimate of Zhang & Stephens (2009), with the weak prior
+    on ``k`` used by Vehtari et al. (2017).
+    """
+    n = x.size
+    m = 30 + int(np.sqrt(n))
+    j = np.arange(1, m + 1)
+    quart = x[max(int(np.floor(n / 4 + 0.5)) - 1, 0)]
+    b = 1.0 / x[-1] + (1.0 - np.sqrt(m / (j - 0.5))) / (3.0 * quart)
+    kb = np.mean(np.log1p(-b[:, None] * x[None, :]), axis=1)
+    lik = n * (np.log(-b / kb) - kb - 1.0)
+    w = 1.0 / np.sum(np.exp(lik[None, :] - lik[:, None]), axis=1)
+    b_post = float(np.sum(b * w))
+    k = float(np.mean(np.log1p(-b_post * x)))
+    sigma = -k / b_post
+    k = (n * k + 10 * 0.5) / (n + 10)
+    return k, sigma
+
+
+def psis(log_ratios: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Pareto-smoothed importance sampling: normalised log-weights ``(draws, n)`` and ``k (n,)``.
+
+    For each column, the largest ``M = min(0.2 S, 3 sqrt(S))`` importance ratios are
+    replaced by the expected order statistics of a generalised Pareto distribution
+    fitted to them, then truncated at the largest raw ratio.
+
+    Example:
+        >>> import numpy as np
+        >>> lr = np.random.default_rng(1).normal(size=(1000, 1))
+        >>> lw, k = psis(lr)
+        >>> bool(np.isclose(np.exp(lw).sum(), 1.0) and k[0] < 0.5)
+        True
+
+    References:
+        Vehtari, Simpson, Gelman, Yao & Gabry (2024), "Pareto smoothed importance sampling", JMLR;
+        Zhang & Stephens (2009), "A new and efficient estimation method for the generalized Pareto
+        distribution", Technometrics.
+    """
+    lr = np.array(log_ratios, dtype=np.float64)
+    if lr.ndim != 2:
+        raise ValueError(f"log_ratios must have shape (draws, n): got {lr.shape}")
+    s, n = lr.shape
+    m = int(min(np.ceil(0.2 * s), np.ceil(3 * np.sqrt(s))))
+    ks = np.full(n, np.inf)
+    for i in range(n):
+        lw = lr[:, i] - lr[:, i].max()
+        order = np.argsort(lw)
+        if m >= 5 and s > m + 1:
+            tail = order[-m:]
+            cutoff = lw[order[-m - 1]]
+            exceed = np.exp(lw[tail]) - np.exp(cutoff)
+            if np.any(exceed > 0):
+                exceed = np.maximum(exceed, 1e-300)
+                k, sigma = _gpd_fit(np.sort(exceed))
+                if np.isfinite(k) and sigma > 0:
+                    p = (np.arange(1, m + 1) - 0.5) / m
+                    q = sigma * np.expm1(-k * np.log1p(-p)) / k if abs(k) > 1e-12 else -sigma * np.log1p(-p)
+                    lw[tail] = np.minimum(np.log(q + np.exp(cutoff)), 0.0)
+                    ks[i] = k
+        lr[:, i] = lw - _logsumexp(lw)
+    return lr, ks
+
+
+def psis_loo(loglik: Any) -> InformationCriterion:
+    """Leave-one-out cross-validation by Pareto-smoothed importance sampling.
+
+    ``elpd_loo = sum_i log sum_s w_is p(y_i | theta_s)`` with ``w_is`` the
+    smoothed, normalised weights of the ratios ``1 / p(y_i | theta_s)``.
+
+    Example:
+        >>> import numpy as np
+        >>> ll = np.random.default_rng(0).normal(-1.0, 0.1, size=(400, 20))
+        >>> loo = psis_loo(ll)
+        >>> bool(abs(loo.elpd - waic(ll).elpd) < 0.05 and np.all(loo.pareto_k < 0.5))
+        True
+
+    References:
+        Vehtari, Gelman & Gabry (2017), "Practical Bayesian model evaluation using leave-one-out
+        cross-validation and WAIC", Statistics and Computing 27.
+    """
+    ll = np.asarray(loglik, dtype=np.float64)
+    if ll.ndim != 2 or ll.shape[0] < 2:
+        raise ValueError(f"loglik must have shape (draws >= 2, n): got {ll.shape}")
+    lw, k = psis(-ll)
+    pw = _logsumexp(lw + ll, 0)
+    lppd = _logsumexp(ll, 0) - np.log(ll.shape[0])
+    return InformationCriterion("psis-loo", float(pw.sum()), float(np.sqrt(pw.size * pw.var())),
+                                float((lppd - pw).sum()), pw, k)
