@@ -22,8 +22,24 @@ in ``F = 16`` random features). For every size ``|S|`` it times
   ``Trajectory`` objects, stepped until its own feature-matching gap per step is
   at most ``--gap`` or the time cap is reached. See :func:`objective_gaps`.
 
+Ours alone (imitation cannot run these: its dense transition tensor would need
+``8 A S^2`` bytes, 320 GB at 10^5 states), see :func:`run_extras`:
+
+* ``svi_occ`` at 10^5 and 10^6 states, with peak memory.
+* ``svi_occ_float32``: the same pass with ``dtype=np.float32`` (at 10^3 states and
+  up), and its largest relative difference from float64.
+* ``svi_occ_batch32``: 32 reward hypotheses in one batched call against one
+  (``batch_ratio`` = time of 32 / time of one), and ``loglik_grad_batch32``: the
+  same for a log-likelihood and its gradient through :func:`irl.autodiff.soft_log_policy`
+  (what a sampler with 32 chains evaluates).
+* ``svi_discounted``: infinite horizon, discount 0.99: soft value iteration +
+  occupancy (Newton's method with Krylov or sparse LU solves) against our own
+  plain value iteration (``vi_only_s``), which needs ~2300 sweeps.
+
 Before any timing is trusted, both libraries' outputs are compared on the same
 MDP (:func:`compare_with_imitation`); the benchmark stops if they disagree.
+Every case that has a target in issue 7 carries it (``target_s`` or
+``target_batch_ratio``) and ``meets_target``.
 
 Output: one JSON line per case on stdout,
 ``{"case", "states", "ours_s", "anchor_s", "ratio", "peak_mb", ...}`` with
@@ -36,9 +52,10 @@ its dense transition tensor, whose size is ``anchor_dense_mb``.
 
 Usage::
 
-    python benchmarks/bench_mce.py              # sizes 100, 1000, 3000, 10000
-    python benchmarks/bench_mce.py --quick      # sizes 100, 1000 (under 2 minutes)
-    python benchmarks/bench_mce.py --sizes 500 2000 --repeat 7
+    python benchmarks/bench_mce.py              # every case: 100 .. 10^4 side by side, 10^5 and 10^6 ours
+    python benchmarks/bench_mce.py --quick      # 100, 1000 side by side, 10^5 ours (under 2 minutes)
+    python benchmarks/bench_mce.py --sizes 500 2000 --repeat 7   # only the side-by-side cases
+    python benchmarks/bench_mce.py --sizes 1000 --large 100000 --batch-states 1000
 
 imitation is imported only inside this file, never by the library.
 """
@@ -76,6 +93,21 @@ N_FEATURES = 16
 N_DEMOS = 200
 DEFAULT_SIZES = (100, 1000, 3000, 10_000)
 QUICK_SIZES = (100, 1000)
+#: ours-only sizes (imitation's dense tensor would need 320 GB / 32 TB)
+DEFAULT_LARGE = (100_000, 1_000_000)
+QUICK_LARGE = (100_000,)
+#: sizes of the float32 rows (among all sizes run)
+FLOAT32_MIN_STATES = 1000
+#: hypotheses in the batched case
+N_BATCH = 32
+DEFAULT_DISCOUNTED = (1000, 10_000)
+QUICK_DISCOUNTED = (1000,)
+DISCOUNT = 0.99
+#: issue 7's targets: seconds per case and size, the batch ratio, peak memory at 10^5 states
+TARGET_S = {("svi_occ", 1000): 0.002, ("svi_occ", 10_000): 0.05, ("svi_occ", 100_000): 0.5,
+            ("maxent_fit", 1000): 1.0, ("maxent_fit", 10_000): 10.0}
+TARGET_BATCH_RATIO = 8.0
+TARGET_PEAK_MB = {100_000: 1000.0}
 #: agreement required between the two libraries (float64, same MDP)
 AGREE_TOL = 1e-8
 
@@ -337,7 +369,8 @@ _TRIM = _malloc_trim()
 def peak_rss_growth(fn: Callable[[], Any]) -> tuple[Any, float | None, float]:
     """Run ``fn`` once: ``(result, peak RSS growth in MB or None, seconds)``.
 
-    Freed heap memory is first handed back to the kernel (glibc ``malloc_trim``),
+    The planner's idle result buffers are released and freed heap memory is
+    handed back to the kernel (glibc ``malloc_trim``),
     so that memory the allocator reuses has to be faulted in again and is counted;
     then the peak resident set size (``VmHWM``) is reset to the current RSS. The
     growth is the most memory the call held above what the process already had
@@ -345,6 +378,7 @@ def peak_rss_growth(fn: Callable[[], Any]) -> tuple[Any, float | None, float]:
     no reset (not Linux).
     """
     gc.collect()
+    planning.release_buffers()  # a cold run: no recycled result buffers (see irl.planning.release_buffers)
     _TRIM()
     before = None
     if _PEAK_OK:
@@ -364,6 +398,8 @@ class Timing:
     runs: int
     peak_mb: float | None
     result: Any
+    cold_s: float = float("nan")  # the untimed first run (fresh memory, no recycled buffers)
+    min_s: float = float("nan")   # fastest timed run (least disturbed by other work on the machine)
 
 
 def measure(fn: Callable[[], Any], *, repeat: int, budget: float) -> Timing:
@@ -373,7 +409,7 @@ def measure(fn: Callable[[], Any], *, repeat: int, budget: float) -> Timing:
     budget is itself the only sample (``runs = 1``)."""
     result, peak, first = peak_rss_growth(fn)
     if first >= budget:
-        return Timing(first, 1, peak, result)
+        return Timing(first, 1, peak, result, first, first)
     times: list[float] = []
     spent = first
     for _ in range(max(1, repeat)):
@@ -389,7 +425,7 @@ def measure(fn: Callable[[], Any], *, repeat: int, budget: float) -> Timing:
         spent += dt
         if spent >= budget:
             break
-    return Timing(statistics.median(times), len(times), peak, result)
+    return Timing(statistics.median(times), len(times), peak, result, first, min(times))
 
 
 # --------------------------------------------------------------------------- fits
@@ -472,6 +508,10 @@ def warm_up(anchor: bool) -> None:
     prob = with_demos(random_mdp(20, seed=12345), n=10, seed=1)
     res = ours_pass(prob.mdp, prob.reward)
     grad = autodiff_pass(prob.mdp, prob.reward)
+    float32_pass(prob.mdp, prob.reward)
+    loglik_grad(prob, batch_rewards(prob, 2))
+    disc = random_mdp(20, seed=12345, horizon=None, discount=DISCOUNT)
+    ours_pass(disc.mdp, disc.reward)
     fit_ours(prob, 1e-3)
     objective_gaps(prob, np.zeros(N_FEATURES))
     if anchor:
@@ -503,7 +543,8 @@ def run_size(n_states: int, args: argparse.Namespace, log: Callable[[str], None]
     ours = measure(lambda: ours_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
     anchor = None
     rec = {"case": "svi_occ", **base, "ours_s": _r(ours.seconds), "anchor_s": None, "ratio": None,
-           "peak_mb": _r(ours.peak_mb, 4), "runs": ours.runs}
+           "peak_mb": _r(ours.peak_mb, 4), "runs": ours.runs, "ours_cold_s": _r(ours.cold_s),
+           "ours_min_s": _r(ours.min_s)}
     if env is not None:
         log("  svi_occ: imitation")
         anchor = measure(lambda: imitation_pass(env, prob.reward), repeat=args.repeat, budget=args.budget)
@@ -520,7 +561,7 @@ def run_size(n_states: int, args: argparse.Namespace, log: Callable[[str], None]
     log("  svi_occ_autodiff: ours")
     ad = measure(lambda: autodiff_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
     rec = {"case": "svi_occ_autodiff", **base, "ours_s": _r(ad.seconds), "anchor_s": None, "ratio": None,
-           "peak_mb": _r(ad.peak_mb, 4), "runs": ad.runs}
+           "peak_mb": _r(ad.peak_mb, 4), "runs": ad.runs, "ours_min_s": _r(ad.min_s)}
     if anchor is not None:
         diffs = compare_with_imitation(prob, env, ours=ours.result, anchor=anchor.result, grad=ad.result)
         assert_agreement({"autodiff_occupancy": diffs["autodiff_occupancy"]})
@@ -536,7 +577,8 @@ def run_size(n_states: int, args: argparse.Namespace, log: Callable[[str], None]
     fo = fit.result
     gaps_o = objective_gaps(prob, fo["theta"])
     rec = {"case": "maxent_fit", **base, "demos": len(prob.data), "ours_s": _r(fit.seconds), "anchor_s": None,
-           "ratio": None, "peak_mb": _r(fit.peak_mb, 4), "runs": fit.runs, "target_gap": args.gap,
+           "ratio": None, "peak_mb": _r(fit.peak_mb, 4), "runs": fit.runs, "ours_min_s": _r(fit.min_s),
+           "target_gap": args.gap,
            "ours_iterations": fo["iterations"], "ours_evaluations": fo["evaluations"],
            "ours_gap": _r(gaps_o["ours"], 3)}
     if env is not None:
@@ -562,11 +604,177 @@ def run_size(n_states: int, args: argparse.Namespace, log: Callable[[str], None]
     return records
 
 
+# --------------------------------------------------------------------------- ours only
+def _f32_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest difference of float32 ``a`` from float64 ``b``, relative to ``max(1, |b|)``."""
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b) / np.maximum(1.0, np.abs(b))))
+
+
+def float32_pass(mdp: irl.TabularMDP, reward: np.ndarray) -> tuple:
+    """:func:`ours_pass` in float32."""
+    res = planning.soft_value_iteration(mdp, reward, dtype=np.float32)
+    return res, planning.occupancy_measure(mdp, res.policy, dtype=np.float32)
+
+
+def batch_rewards(problem: Problem, n: int = N_BATCH, *, seed: int = 0) -> np.ndarray:
+    """``n`` reward hypotheses ``(n, S, A)`` (state rewards linear in the problem's features, weights
+    ``N(0, I/F)``, the same for every action); the first is the true reward."""
+    rng = np.random.default_rng([seed, 32])
+    thetas = rng.standard_normal((n, N_FEATURES)) / np.sqrt(N_FEATURES)
+    thetas[0] = problem.theta
+    r = thetas @ np.asarray(problem.mdp.features).T
+    return np.ascontiguousarray(np.broadcast_to(r[:, :, None], r.shape + (problem.mdp.n_actions,)))
+
+
+def loglik_grad(problem: Problem, reward: np.ndarray) -> np.ndarray:
+    """Log-likelihood of the demonstrations under Boltzmann(1) for a reward ``([B,] S, A)`` and its gradient
+    (summed over hypotheses): what one evaluation of a sampler with ``B`` chains costs."""
+    r = torch.tensor(reward, dtype=torch.float64, requires_grad=True)
+    ll = irl.Evidence(problem.mdp, problem.data, hm.Boltzmann(1.0)).log_likelihood(r)
+    ll.sum().backward()
+    return r.grad.numpy()
+
+
+class _value_iteration_only:
+    """Context manager: the planner's infinite-horizon solver without Newton's method."""
+
+    def __enter__(self) -> None:
+        self.saved = planning._VI_SWEEPS
+        planning._VI_SWEEPS = 10**12
+
+    def __exit__(self, *exc: Any) -> None:
+        planning._VI_SWEEPS = self.saved
+
+
+def prime(mdp: irl.TabularMDP) -> float:
+    """Build the MDP's cached action-major transition operator (once per MDP, as in a fit's first
+    evaluation) so that it is charged to no timed run; returns the seconds it took. Below 10^6 states
+    the untimed first run of each case does this anyway; at 10^6 that run is the only sample."""
+    t0 = time.perf_counter()
+    planning._ops(mdp).P  # noqa: B018 - the property builds and caches the operator
+    return time.perf_counter() - t0
+
+
+def run_extras(args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The ours-only cases: large sizes, float32, batched hypotheses, discounted infinite horizon."""
+    records: list[dict[str, Any]] = []
+    base = {"actions": N_ACTIONS, "branching": BRANCHING, "horizon": HORIZON, "features": N_FEATURES}
+    note = "imitation: not runnable (dense (S, A, S) tensor of {gb:.3g} GB)"
+    f32_sizes = sorted({n for n in list(args.sizes) + list(args.large) if n >= FLOAT32_MIN_STATES}) \
+        if args.float32 else []
+    for n in sorted(set(args.large) | set(f32_sizes)):
+        prob = random_mdp(n, seed=args.seed)
+        mdp = prob.mdp
+        log(f"|S| = {n}: {mdp!r} (ours only)")
+        setup_s = prime(mdp)
+        ref = None
+        if n in args.large:
+            log("  svi_occ: ours")
+            t = measure(lambda: ours_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
+            records.append({"case": "svi_occ", "states": n, **base, "ours_s": _r(t.seconds), "anchor_s": None,
+                            "ratio": None, "peak_mb": _r(t.peak_mb, 4), "runs": t.runs, "ours_cold_s": _r(t.cold_s),
+                            "ours_min_s": _r(t.min_s), "setup_s": _r(setup_s),
+                            "anchor_note": note.format(gb=dense_bytes(n) / 1e9)})
+            ref = t.result if n <= 100_000 else None
+            del t
+        if n in f32_sizes:
+            log("  svi_occ_float32: ours")
+            t = measure(lambda: float32_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
+            if ref is None and n <= 100_000:
+                ref = ours_pass(mdp, prob.reward)
+            diff = None if ref is None else max(_f32_diff(t.result[0].q, ref[0].q), _f32_diff(t.result[1], ref[1]))
+            records.append({"case": "svi_occ_float32", "states": n, **base, "ours_s": _r(t.seconds),
+                            "anchor_s": None, "ratio": None, "peak_mb": _r(t.peak_mb, 4), "runs": t.runs,
+                            "ours_cold_s": _r(t.cold_s), "ours_min_s": _r(t.min_s),
+                            "max_rel_diff_float64": _r(diff, 3), "anchor_note": "ours only"})
+            del t
+        del ref, prob, mdp
+        gc.collect()
+
+    if args.batch_states:
+        n = args.batch_states
+        prob = with_demos(random_mdp(n, seed=args.seed), seed=args.seed + 1)
+        mdp = prob.mdp
+        R = batch_rewards(prob, seed=args.seed)
+        log(f"|S| = {n}: {N_BATCH} reward hypotheses in one call")
+        one = measure(lambda: ours_pass(mdp, R[0]), repeat=args.repeat, budget=args.budget)
+        many = measure(lambda: ours_pass(mdp, R), repeat=args.repeat, budget=args.budget)
+        diff = float(np.abs(many.result[1][0] - one.result[1]).max())
+        records.append({"case": f"svi_occ_batch{N_BATCH}", "states": n, **base, "batch": N_BATCH,
+                        "ours_s": _r(many.seconds), "anchor_s": None, "ratio": None, "peak_mb": _r(many.peak_mb, 4),
+                        "runs": many.runs, "single_s": _r(one.seconds),
+                        "batch_ratio": _r(many.seconds / one.seconds, 4),
+                        "per_hypothesis_s": _r(many.seconds / N_BATCH), "max_abs_diff_single": _r(diff, 3),
+                        "anchor_note": "ours only"})
+        one = measure(lambda: loglik_grad(prob, R[0]), repeat=args.repeat, budget=args.budget)
+        many = measure(lambda: loglik_grad(prob, R), repeat=args.repeat, budget=args.budget)
+        diff = float(np.abs(many.result[0] - one.result).max())
+        records.append({"case": f"loglik_grad_batch{N_BATCH}", "states": n, **base, "batch": N_BATCH,
+                        "demos": len(prob.data), "ours_s": _r(many.seconds), "anchor_s": None, "ratio": None,
+                        "peak_mb": _r(many.peak_mb, 4), "runs": many.runs, "single_s": _r(one.seconds),
+                        "batch_ratio": _r(many.seconds / one.seconds, 4),
+                        "per_hypothesis_s": _r(many.seconds / N_BATCH), "max_abs_diff_single": _r(diff, 3),
+                        "anchor_note": "ours only"})
+        del prob, mdp, R, one, many
+        gc.collect()
+
+    for n in args.discounted:
+        prob = random_mdp(n, seed=args.seed, horizon=None, discount=DISCOUNT)
+        mdp = prob.mdp
+        log(f"|S| = {n}: infinite horizon, discount {DISCOUNT}")
+        fast = measure(lambda: ours_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
+        with _value_iteration_only():
+            slow, _, slow_s = peak_rss_growth(lambda: ours_pass(mdp, prob.reward))
+        scale = max(1.0, float(np.abs(slow[0].v).max()))
+        diff = max(float(np.abs(fast.result[0].v - slow[0].v).max()) / scale,
+                   float(np.abs(fast.result[1] - slow[1]).max() / max(1.0, float(np.abs(slow[1]).max()))))
+        records.append({"case": "svi_discounted", "states": n, "actions": N_ACTIONS, "branching": BRANCHING,
+                        "horizon": None, "discount": DISCOUNT, "ours_s": _r(fast.seconds), "anchor_s": None,
+                        "ratio": None, "peak_mb": _r(fast.peak_mb, 4), "runs": fast.runs, "vi_only_s": _r(slow_s),
+                        "speedup_vs_vi": _r(slow_s / fast.seconds, 4), "max_rel_diff_vi": _r(diff, 3),
+                        "anchor_note": "imitation has no infinite-horizon MCE; vi_only_s = our value iteration"})
+        del prob, mdp, fast, slow
+        gc.collect()
+    return records
+
+
+def add_targets(rec: dict[str, Any]) -> dict[str, Any]:
+    """Attach issue 7's target for this case and size, if it has one, and whether it is met."""
+    target = TARGET_S.get((rec["case"], rec["states"]))
+    checks = []
+    if target is not None:
+        rec["target_s"] = target
+        checks.append(rec["ours_s"] is not None and rec["ours_s"] <= target)
+    if rec["case"] in (f"svi_occ_batch{N_BATCH}",):
+        rec["target_batch_ratio"] = TARGET_BATCH_RATIO
+        checks.append(rec["batch_ratio"] <= TARGET_BATCH_RATIO)
+    peak = TARGET_PEAK_MB.get(rec["states"]) if rec["case"] == "svi_occ" else None
+    if peak is not None:
+        rec["target_peak_mb"] = peak
+        checks.append(rec["peak_mb"] is None or rec["peak_mb"] < peak)
+    if checks:
+        rec["meets_target"] = all(checks)
+    return rec
+
+
 # --------------------------------------------------------------------------- output
 def _fmt_s(x: float | None) -> str:
     if x is None:
         return "—"
     return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
+
+
+def _fmt_target(r: dict[str, Any]) -> str:
+    parts = []
+    if r.get("target_s") is not None:
+        parts.append(f"≤ {_fmt_s(r['target_s'])}")
+    if r.get("target_batch_ratio") is not None:
+        parts.append(f"≤ {r['target_batch_ratio']:g}× one")
+    if r.get("target_peak_mb") is not None:
+        parts.append(f"< {r['target_peak_mb']:g} MB")
+    if not parts:
+        return "—"
+    return ", ".join(parts) + (" ✓" if r.get("meets_target") else " ✗")
 
 
 def print_table(records: list[dict[str, Any]], header: str) -> None:
@@ -577,7 +785,7 @@ def print_table(records: list[dict[str, Any]], header: str) -> None:
     table = Table(title="pluggable-irl vs imitation 1.0.1 MCE IRL", caption=header)
     for col, just in (("case", "left"), ("|S|", "right"), ("ours", "right"), ("imitation", "right"),
                       ("ratio", "right"), ("peak MB (ours)", "right"), ("peak MB (imitation)", "right"),
-                      ("notes", "left")):
+                      ("target (issue 7)", "left"), ("notes", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in records:
         notes = []
@@ -588,6 +796,15 @@ def print_table(records: list[dict[str, Any]], header: str) -> None:
                              + (f" (capped, {_fmt_s(r['anchor_iter_s'])}/it)" if r.get("anchor_capped") else ""))
         elif r.get("max_abs_diff") is not None:
             notes.append(f"agree to {r['max_abs_diff']:.1g}")
+        if r.get("ours_cold_s") is not None and r["case"].startswith("svi_occ"):
+            notes.append(f"first call {_fmt_s(r['ours_cold_s'])}")
+        if r.get("batch_ratio") is not None:
+            notes.append(f"one: {_fmt_s(r['single_s'])}, {r['batch']} = {r['batch_ratio']:.3g}× one")
+        if r.get("max_rel_diff_float64") is not None:
+            notes.append(f"float64 − float32: {r['max_rel_diff_float64']:.1g} rel.")
+        if r.get("vi_only_s") is not None:
+            notes.append(f"value iteration alone: {_fmt_s(r['vi_only_s'])} ({r['speedup_vs_vi']:.3g}× slower), "
+                         f"agree to {r['max_rel_diff_vi']:.1g}")
         if r.get("anchor_s") is None and r.get("anchor_note"):
             notes.append("imitation: not runnable" if "dense" in r["anchor_note"] else r["anchor_note"])
         ratio = r.get("ratio")
@@ -596,8 +813,9 @@ def print_table(records: list[dict[str, Any]], header: str) -> None:
         ipeak = r.get("anchor_peak_mb")
         ipeak_s = "—" if ipeak is None else f"{ipeak:.3g}" + (f" (+{dense:.3g} dense T)" if dense else "")
         table.add_row(r["case"], str(r["states"]), _fmt_s(r["ours_s"]), _fmt_s(r.get("anchor_s")), ratio_s,
-                      "—" if r.get("peak_mb") is None else f"{r['peak_mb']:.3g}", ipeak_s, "; ".join(notes))
-    Console(file=sys.stdout, width=160).print(table)
+                      "—" if r.get("peak_mb") is None else f"{r['peak_mb']:.3g}", ipeak_s, _fmt_target(r),
+                      "; ".join(notes))
+    Console(file=sys.stdout, width=200).print(table)
 
 
 def machine_info() -> str:
@@ -617,8 +835,21 @@ def machine_info() -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="sizes 100 and 1000 only (finishes in < 2 minutes)")
-    p.add_argument("--sizes", type=int, nargs="+", help=f"state counts (default {' '.join(map(str, DEFAULT_SIZES))})")
+    p.add_argument("--quick", action="store_true",
+                   help="side by side at 100 and 1000 states, ours at 10^5, batch and discounted at 1000 "
+                        "(finishes in < 2 minutes)")
+    p.add_argument("--sizes", type=int, nargs="+",
+                   help=f"state counts of the side-by-side cases (default {' '.join(map(str, DEFAULT_SIZES))}); "
+                        "given alone, only these cases run")
+    p.add_argument("--large", type=int, nargs="*",
+                   help=f"ours-only sizes for svi_occ (default {' '.join(map(str, DEFAULT_LARGE))})")
+    p.add_argument("--batch-states", type=int, default=None,
+                   help=f"state count of the {N_BATCH}-hypothesis batch cases (default 1000; 0 = skip)")
+    p.add_argument("--discounted", type=int, nargs="*",
+                   help=f"sizes of the infinite-horizon case, discount {DISCOUNT} (default "
+                        f"{' '.join(map(str, DEFAULT_DISCOUNTED))})")
+    p.add_argument("--no-float32", dest="float32", action="store_false", default=None,
+                   help=f"skip the float32 rows (default: at every size >= {FLOAT32_MIN_STATES})")
     p.add_argument("--repeat", type=int, default=None, help="timed runs per case, median reported (default 5; quick 3)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds of timed runs per case before repetition stops early (default 20; quick 8)")
@@ -626,24 +857,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--anchor-cap", type=float, default=60.0, help="time cap in seconds for imitation's fit")
     p.add_argument("--anchor-max-gb", type=float, default=4.0,
                    help="skip imitation where its dense (S, A, S) tensor needs more GB than this")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch intra-op threads, process-wide (default: torch's own default)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads, process-wide (default 1, as the irl command and the tests; "
+                        "0 = torch's own default)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    only_sizes = args.sizes is not None and args.large is None and args.batch_states is None \
+        and args.discounted is None and args.float32 is None
     if args.sizes is None:
         args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if args.large is None:
+        args.large = [] if only_sizes else list(QUICK_LARGE if args.quick else DEFAULT_LARGE)
+    if args.batch_states is None:
+        args.batch_states = 0 if only_sizes else 1000
+    if args.discounted is None:
+        args.discounted = [] if only_sizes else list(QUICK_DISCOUNTED if args.quick else DEFAULT_DISCOUNTED)
+    if args.float32 is None:
+        args.float32 = not only_sizes
     if args.repeat is None:
         args.repeat = 3 if args.quick else 5
     if args.budget is None:
         args.budget = 8.0 if args.quick else 20.0
-    if any(s < BRANCHING for s in args.sizes):
-        p.error(f"--sizes must be >= the branching factor {BRANCHING}")
+    if any(s < BRANCHING for s in list(args.sizes) + list(args.large) + list(args.discounted)) or (
+            args.batch_states and args.batch_states < BRANCHING):
+        p.error(f"every state count must be >= the branching factor {BRANCHING}")
     return args
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
-    if args.torch_threads is not None:
+    if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
 
     def log(msg: str) -> None:
@@ -657,12 +900,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     warm_up(imitation_available() is None)
     records = []
     t0 = time.perf_counter()
+
+    def emit(rec: dict[str, Any]) -> None:
+        add_targets(rec)
+        if hasattr(os, "getloadavg"):
+            rec["load_1min"] = round(os.getloadavg()[0], 2)  # other work on this machine, for the record
+        print(json.dumps(rec), flush=True)
+        records.append(rec)
+
     for n in args.sizes:
         for rec in run_size(n, args, log):
-            if hasattr(os, "getloadavg"):
-                rec["load_1min"] = round(os.getloadavg()[0], 2)  # other work on this machine, for the record
-            print(json.dumps(rec), flush=True)
-            records.append(rec)
+            emit(rec)
+    for rec in run_extras(args, log):
+        emit(rec)
     print_table(records, header + f"; total {time.perf_counter() - t0:.0f} s")
     return records
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from human_models.base import BaseHumanModel, per_batch, positive_param
-from irl.autodiff import as_reward_tensor, q_values
+from irl.autodiff import as_reward_tensor, q_values, soft_log_policy
 from irl.mdp import TabularMDP
 
 __all__ = ["Boltzmann", "BoltzmannQ"]
@@ -49,8 +49,7 @@ class Boltzmann(BaseHumanModel):
 
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
         r = as_reward_tensor(reward, mdp)
-        q = q_values(mdp, per_batch(self._value("beta"), r) * r, soft=True)
-        return torch.log_softmax(q, dim=-1)
+        return soft_log_policy(mdp, per_batch(self._value("beta"), r) * r)  # = log_softmax(q_values(...))
 
 
 class BoltzmannQ(BaseHumanModel):
