@@ -26,14 +26,17 @@ from demos.world_state import WorldState  # noqa: E402  (registers its file form
 from demos.choices import Choices, Comparisons, Corrections, EStops, _from_npz as _choices_from_npz  # noqa: E402
 
 from demos.partial import StateOnly, Transitions, _load_state_only, _load_transitions  # noqa: E402
+from demos.deliberation import DeliberationTraces, load_mouselab, load_traces, _load_npz as _load_traces  # noqa: E402
 
 registry["pluggable-irl/choices"] = _choices_from_npz
 registry["pluggable-irl/state-only"] = _load_state_only
 registry["pluggable-irl/transitions"] = _load_transitions
+registry["pluggable-irl/deliberation-traces"] = _load_traces
 
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
            "save_arrays", "load_arrays", "atomic_write", "registry", "WorldState",
-           "Choices", "Comparisons", "Corrections", "EStops", "StateOnly", "Transitions"]
+           "Choices", "Comparisons", "Corrections", "EStops", "StateOnly", "Transitions",
+           "DeliberationTraces", "load_mouselab", "load_traces"]
 
 
 def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:

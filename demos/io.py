@@ -310,9 +310,27 @@ def load(path: str | os.PathLike) -> Any:
     readers = {".npz": _load_npz, ".jsonl": _load_jsonl, ".csv": _load_csv}
     if path.suffix not in readers:
         raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {sorted(readers)}")
+    if path.suffix in (".csv", ".jsonl") and _is_deliberation_text(path):
+        from demos.deliberation import load_traces
+
+        return load_traces(path)
     try:
         return readers[path.suffix](path)
     except DemoValidationError as e:
         raise DemoFileError(f"{path}: {e}") from None
     except UnicodeDecodeError:
         raise DemoFileError(f"{path}: not a UTF-8 text file") from None
+
+
+def _is_deliberation_text(path: Path) -> bool:
+    """Whether a .csv/.jsonl file holds deliberation traces (see :mod:`demos.deliberation`), by its first lines."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = [line for _, line in zip(range(3), f)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    text = "".join(head)
+    if path.suffix == ".jsonl":
+        return '"pluggable-irl/deliberation-traces"' in text or '"clicks"' in text
+    rows = [line for line in head if not line.startswith("#")]
+    return text.startswith("# parents=") or (bool(rows) and "clicks" in rows[0].strip().split(","))

@@ -16,6 +16,11 @@ Biased humans (the model you swap in changes what is learned)::
     hm.HyperbolicDiscounter(k=1.0, kind="naive")     # time-inconsistent (Evans et al. 2016)
     hm.FalseBelief(confidence=4.0, beta=5.0)         # overconfident about the dynamics
     hm.Noisy(hm.Boltzmann(5.0), epsilon=0.2)         # 20% random actions
+
+Cognition-level humans (policies over computations, scored on deliberation traces)::
+
+    hm.MetaBoltzmann(cost=1.0, depth_cost=0.5, beta=0.3)  # softmax over meta-level Q-values
+    hm.RandomClicks()                                     # null model of deliberation
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from human_models.biased import BoundedPlanner, FalseBelief, Myopic, Noisy
 from human_models.hyperbolic import HyperbolicDiscounter
 from human_models.registry import describe, make, names, register
 from human_models.conformance import ConformanceError, check_human_model
+from human_models.cognitive import MetaBoltzmann, RandomClicks, amplify, check_meta_human_model
 
 __all__ = ["HumanModel", "BaseHumanModel", "HumanModelError", "Boltzmann", "BoltzmannQ", "make", "names",
            "register", "describe", "check_human_model", "ConformanceError", "Myopic", "BoundedPlanner",
-           "HyperbolicDiscounter", "FalseBelief", "Noisy"]
+           "HyperbolicDiscounter", "FalseBelief", "Noisy", "MetaBoltzmann", "RandomClicks", "amplify",
+           "check_meta_human_model"]

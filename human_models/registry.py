@@ -219,3 +219,22 @@ register("bounded", _bounded)
 register("hyperbolic", _hyperbolic)
 register("false-belief", _false_belief)
 register("noisy", _noisy)
+
+
+# ------------------------------------------------------------ cognition-level humans
+from human_models.cognitive import MetaBoltzmann, RandomClicks  # noqa: E402
+
+
+def _deliberation(cost: Any = 1.0, depth_cost: Any = 0.0, beta: Any = 1.0, values: str = "points",
+                  solver: str = "exact") -> BaseHumanModel:
+    """Deliberation (meta-level softmax): clicks cost `cost` + `depth_cost` x depth; fit to deliberation traces."""
+    return MetaBoltzmann(cost=cost, depth_cost=depth_cost, beta=beta, values=values, solver=solver)
+
+
+def _random_clicks() -> BaseHumanModel:
+    """Null model of deliberation: every possible click, or stopping, equally likely."""
+    return RandomClicks()
+
+
+register("deliberation", _deliberation)
+register("random-clicks", _random_clicks)

@@ -117,9 +117,12 @@ class MaxEnt:
                 self.callback(rec["iteration"], rec["objective"], rec["grad_norm"])
 
         t0 = time.perf_counter()
-        res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", callback=cb,
-                                      options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15,
-                                               "maxcor": 20})
+        if joint.dim == 0:  # nothing to fit (a fixed human model, a reward model without parameters): just score
+            res = scipy.optimize.OptimizeResult(x=x0, success=True, jac=None, message="no free parameters")
+        else:
+            res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", callback=cb,
+                                          options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15,
+                                                   "maxcor": 20})
         x = torch.tensor(res.x, dtype=torch.float64)
         with torch.no_grad():
             ll = float(joint.log_likelihood(x))
