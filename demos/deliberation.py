@@ -71,7 +71,26 @@ def _ro(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _check_parents(parents: Any) -> np.ndarray:
+def check_parents(parents: Any) -> np.ndarray:
+    """Validate a tree given as parent ids and return it as ``int64``.
+
+    Node 0 is the root (``parents[0] == -1``); every other node's parent has a
+    smaller id, so a single pass from the root visits parents before children.
+
+    Args:
+        parents: ``(N,)`` integer node ids (integral floats are accepted).
+
+    Returns:
+        ``(N,)`` ``int64`` parent ids.
+
+    Raises:
+        DemoValidationError: naming the first entry that breaks a rule.
+
+    Example:
+        >>> from demos.deliberation import check_parents
+        >>> check_parents([-1, 0, 1, 0]).tolist()
+        [-1, 0, 1, 0]
+    """
     p = np.asarray(parents)
     if p.ndim != 1 or p.size < 2 or not (np.issubdtype(p.dtype, np.integer)
                                         or (np.issubdtype(p.dtype, np.floating) and np.all(p == np.round(p)))):
@@ -168,7 +187,7 @@ class DeliberationTraces:
     fee: float = 1.0
 
     def __post_init__(self) -> None:
-        parents = _check_parents(self.parents)
+        parents = check_parents(self.parents)
         n = parents.size
         r = np.array(self.rewards, dtype=np.float64)
         if r.ndim != 2 or r.shape[1] != n or r.shape[0] < 1:
@@ -604,7 +623,7 @@ def load_traces(path: str | Path, *, parents: Any = None, fee: float | None = No
         demos.DemoFileError: the file is missing or unreadable, or a record breaks
             a rule; the message names the file and the line or row.
     """
-    from demos.io import DemoFileError, load_arrays
+    from demos.io import DemoFileError, jsonl_records, load_arrays
 
     path = Path(path)
     if not path.exists():
@@ -614,26 +633,16 @@ def load_traces(path: str | Path, *, parents: Any = None, fee: float | None = No
             _, arrays, meta = load_arrays(path, FORMAT)
             t = _load_npz(arrays, meta)
             return t if fee is None else DeliberationTraces(**{**t._arrays(), "fee": fee})
-        tree = None if parents is None else _check_parents(parents)
+        tree = None if parents is None else check_parents(parents)
         file_fee = None
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
         if path.suffix == ".jsonl":
             records = []
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DemoFileError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise DemoFileError(f"{path}, line {lineno}: expected a JSON object, found {type(rec).__name__}")
-                if "format" in rec and "clicks" not in rec:
-                    if rec["format"] != FORMAT:
-                        raise DemoFileError(f"{path}: expected format {FORMAT!r}, found {rec['format']!r}")
+            for lineno, rec in jsonl_records(path, text.splitlines(), fmt=FORMAT, data_key="clicks"):
+                if lineno == 0:  # the header
                     if tree is None and "parents" in rec:
-                        tree = _check_parents(rec["parents"])
+                        tree = check_parents(rec["parents"])
                     file_fee = rec.get("fee", file_fee)
                     continue
                 records.append((f"line {lineno}", rec))
@@ -645,7 +654,7 @@ def load_traces(path: str | Path, *, parents: Any = None, fee: float | None = No
                     for part in line[1:].split(";"):
                         key, _, val = part.partition("=")
                         if key.strip() == "parents" and tree is None:
-                            tree = _check_parents(_int_list(val, f"{path}: parents"))
+                            tree = check_parents(_int_list(val, f"{path}: parents"))
                         elif key.strip() == "fee":
                             file_fee = float(val)
                 else:
@@ -693,7 +702,7 @@ def _structure_parents(structure: Any) -> np.ndarray:
     for node, moves in graph.items():
         for _, (_, child) in moves.items():
             parents[int(child)] = int(node)
-    return _check_parents(parents)
+    return check_parents(parents)
 
 
 def load_mouselab(path: str | Path, *, structure: Any = None, fee: float = 1.0, blocks: Sequence[str] | None = None,

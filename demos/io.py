@@ -177,22 +177,54 @@ def save(data: Any, path: str | os.PathLike) -> None:
     writers[path.suffix](data, path)
 
 
+def jsonl_records(path: Path, lines: Any, *, fmt: str, data_key: str) -> Any:
+    """Parse JSON-lines text into ``(line number, record)`` pairs, checking the format header.
+
+    Blank lines are skipped. A header line is an object with ``"format"`` but
+    without ``data_key``; its format must equal ``fmt``, and it is yielded with
+    line number 0 so that callers can read other header fields.
+
+    Args:
+        path: the file (for messages).
+        lines: an iterable of text lines.
+        fmt: the expected format tag.
+        data_key: a key every data record has and the header lacks.
+
+    Yields:
+        ``(lineno, dict)``; ``lineno`` is 0 for the header.
+
+    Raises:
+        DemoFileError: a line is not a JSON object, or the header names another format.
+
+    Example:
+        >>> from demos.io import jsonl_records
+        >>> lines = ['{"format": "f"}', '', '{"states": [0, 1], "actions": [2]}']
+        >>> list(jsonl_records("x.jsonl", lines, fmt="f", data_key="states"))
+        [(0, {'format': 'f'}), (3, {'states': [0, 1], 'actions': [2]})]
+    """
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DemoFileError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DemoFileError(f"{path}, line {lineno}: expected a JSON object, found {type(row).__name__}")
+        if "format" in row and data_key not in row:
+            if row["format"] != fmt:
+                raise DemoFileError(f"{path}: expected format {fmt!r}, found {row['format']!r}")
+            yield 0, row
+        else:
+            yield lineno, row
+
+
 def _load_jsonl(path: Path) -> Trajectories:
     S, A, R, term, trunc = [], [], [], [], []
     has_r = None
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DemoFileError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DemoFileError(f"{path}, line {lineno}: expected a JSON object, found {type(row).__name__}")
-            if "format" in row and "states" not in row:
-                if row["format"] != _TRAJ_FORMAT:
-                    raise DemoFileError(f"{path}: expected format {_TRAJ_FORMAT!r}, found {row['format']!r}")
+        for lineno, row in jsonl_records(path, f, fmt=_TRAJ_FORMAT, data_key="states"):
+            if lineno == 0:
                 continue
             for key in ("states", "actions"):
                 if key not in row or not isinstance(row[key], list):

@@ -126,16 +126,13 @@ class MouselabTree:
     branching: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        par = np.asarray(self.parents)
-        if par.ndim != 1 or par.size < 2 or not np.issubdtype(par.dtype, np.integer):
-            raise MetaLevelError(f"parents must be a 1-D integer array with at least 2 nodes: got {self.parents!r}")
-        par = par.astype(np.int64)
-        if par[0] != -1:
-            raise MetaLevelError(f"node 0 must be the root (parents[0] = -1): got parents[0] = {par[0]}")
-        for k in range(1, par.size):
-            if not 0 <= par[k] < k:
-                raise MetaLevelError(f"parents[{k}] must be a node id in 0..{k - 1} (parents come first): "
-                                     f"got {par[k]}")
+        from demos.deliberation import check_parents  # one rule for trees, in data files and here
+        from demos.trajectories import DemoValidationError
+
+        try:
+            par = check_parents(self.parents)
+        except DemoValidationError as e:
+            raise MetaLevelError(str(e)) from None
         depth = np.zeros(par.size, np.int64)
         for k in range(1, par.size):
             depth[k] = depth[par[k]] + 1
