@@ -669,6 +669,19 @@ def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: d
     con.print(f"Saved to {out}", soft_wrap=True)
 
 
+def format_human_params(params: dict[str, Any]) -> str:
+    """One line for fitted human parameters: ``name=value`` per continuous one,
+    ``name: value:probability, ...`` (probabilities >= 0.01) per discrete one.
+
+    Example:
+        >>> format_human_params({"beta": 2.0412, "horizon": {3: 0.97, 4: 0.03, 5: 0.001}})
+        'beta=2.04; horizon: 3:0.97, 4:0.03'
+    """
+    return "; ".join(f"{k}={float(v):.3g}" if not isinstance(v, dict) else
+                     f"{k}: " + ", ".join(f"{a}:{b:.2f}" for a, b in v.items() if b >= 0.01)
+                     for k, v in params.items())
+
+
 def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, max_rows: int = 30) -> None:
     from rich.table import Table
 
@@ -685,6 +698,9 @@ def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, ma
         if theta.size > max_rows:
             t.add_row(f"... {theta.size - max_rows} more", "(in the file)")
         con.print(t)
+    fitted = format_human_params(getattr(result, "human_params", {}))
+    if fitted:
+        con.print(f"Fitted human parameters: {fitted}", soft_wrap=True)
     parts = []
     for key in ("log_likelihood", "log_prior"):
         if hasattr(result, key):
@@ -922,9 +938,7 @@ def compare(
     for col in ("rank", "human model", "held-out log-lik", "train log-lik", "BIC", "params", "fitted human params"):
         t.add_column(col, justify="left" if col in ("human model", "fitted human params") else "right")
     for rank, r in enumerate(rows, 1):
-        fitted = "; ".join(f"{k}={v:.3g}" if not isinstance(v, dict) else
-                           f"{k}: " + ", ".join(f"{a}:{b:.2f}" for a, b in v.items() if b >= 0.01)
-                           for k, v in r.estimate.human_params.items())
+        fitted = format_human_params(r.estimate.human_params)
         t.add_row(str(rank), r.name, "-" if held is None else f"{r.held_out_log_likelihood:.3f}",
                   f"{r.train_log_likelihood:.3f}", f"{r.bic:.3f}", str(r.n_params), fitted)
     _console().print(t)
