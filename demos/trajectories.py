@@ -256,13 +256,18 @@ class Trajectories:
         """
         import torch
 
-        counts = torch.from_numpy(self.counts(mdp.n_states, mdp.n_actions, horizon=mdp.horizon))
+        counts = self.counts(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
         logp = human.action_log_probs(mdp, reward)
         if tuple(logp.shape[-counts.ndim:]) != tuple(counts.shape):
             raise DemoValidationError(f"the human model's policy has shape {tuple(logp.shape)}, which does not "
                                       f"end in the data's count shape {tuple(counts.shape)}")
-        term = torch.where(counts > 0, counts * logp, torch.zeros((), dtype=logp.dtype))
-        return term.sum(dim=tuple(range(-counts.ndim, 0)))
+        # score only the observed (t, s, a) entries: a gather of a few thousand log-probabilities instead of a
+        # product over the whole (B, H, S, A) policy (and its backward), which dominated batched samplers
+        flat = counts.ravel()
+        idx = np.flatnonzero(flat)
+        where = tuple(torch.from_numpy(i) for i in np.unravel_index(idx, counts.shape))
+        observed = logp[(Ellipsis, *where)]  # no copy of a strided policy
+        return observed @ torch.from_numpy(flat[idx]).to(observed.dtype)
 
     def save(self, path: str) -> None:
         """Write a versioned ``.npz`` (or ``.jsonl`` / ``.csv`` by extension) atomically."""
