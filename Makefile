@@ -1,6 +1,6 @@
 # make demo : set up the core and run the main job on built-in data
 # make test : set up everything (all extras) and run the test suite
-# make bench: side-by-side performance run against imitation's MCE IRL
+# make bench: performance: planner and MaxEnt side by side with imitation's MCE IRL, samplers, Mouselab fits
 # make docs : build the documentation site (strict)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -31,8 +31,11 @@ demo: $(CORE)
 test: $(ALL)
 	$(PY) -m pytest -q
 
+# every benchmark; BENCH_ARGS=--quick for the short versions (planner/MaxEnt rows < 2 min)
 bench: $(ALL)
 	$(PY) benchmarks/bench_mce.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_bayes.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_mouselab.py $(BENCH_ARGS)
 
 docs: $(ALL)
 	$(VENV)/bin/mkdocs build --strict

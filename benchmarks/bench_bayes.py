@@ -66,7 +66,8 @@ def run(sampler: str, env, data, *, chains: int, samples: int, warmup: int, seed
     tail = min(ess_tail(draws[..., i]) for i in range(k))
     rh = max(rhat(draws[..., i]) for i in range(k))
     n = draws.shape[0] * draws.shape[1]
-    return {"sampler": sampler + ("-sequential" if sequential else ""), "seconds": round(seconds, 2),
+    name = sampler + ("-sequential" if sequential else "")
+    return {"case": f"bayes-{name}", "sampler": name, "ours_s": round(seconds, 2), "seconds": round(seconds, 2),
             "draws": n, "min_ess_bulk": round(bulk, 1), "min_ess_tail": round(tail, 1), "max_rhat": round(rh, 4),
             "ess_per_s": round(bulk / seconds, 3), "draws_per_min": round(n / seconds * 60, 1),
             "calls": info.get("calls"), "mean_leapfrog_steps": info.get("mean_leapfrog_steps"),

@@ -55,7 +55,7 @@ def log(msg: str) -> None:
 
 
 def emit(record: dict) -> None:
-    record = {**record, "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
+    record = {"case": f"mouselab-{record.get('section', '?')}", **record, "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
     print(json.dumps(record, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)), flush=True)
 
 

@@ -254,6 +254,18 @@ class _Metric:
 
 
 # ---------------------------------------------------------------- HMC
+def _leapfrog(ev: Any, mm: "_Metric", x: np.ndarray, p: np.ndarray, grad: np.ndarray, e: np.ndarray,
+              chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One leapfrog step of the chains ``chains`` (rows of ``x``, ``p``, ``grad``; step sizes ``e`` ``(c, 1)``).
+
+    Returns the new position, momentum, log density and its gradient.
+    """
+    ph = p + 0.5 * e * grad
+    xn = x + e * mm.velocity(ph, chains)
+    lv, gv = ev(xn, grad=True, chains=chains)
+    return xn, ph + 0.5 * e * gv, lv, gv
+
+
 def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: int = 0,
         target_accept: float = 0.8, max_leapfrog: int = 256, metric: str = "auto", groups: Any = None,
         indexed: bool = False, callback: Callback | None = None) -> SamplerResult:
@@ -342,11 +354,7 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
             todo = np.flatnonzero(~done)
             if todo.size == 0:
                 break
-            e = eps[todo, None]
-            pn = p[todo] + 0.5 * e * grad[todo]
-            xn = x[todo] + e * mm.velocity(pn, todo)
-            lv, gv = ev(xn, grad=True, chains=todo)
-            pn = pn + 0.5 * e * gv
+            xn, pn, lv, gv = _leapfrog(ev, mm, x[todo], p[todo], grad[todo], eps[todo, None], todo)
             with np.errstate(invalid="ignore", over="ignore"):
                 dh = h0[todo] - (-lv + mm.kinetic(pn, todo))
             up = np.where(np.isfinite(dh), dh, -np.inf) > math.log(0.5)
@@ -411,11 +419,7 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
             act = np.flatnonzero(running & ((step < n_steps) | seeking))
             if act.size == 0:
                 break
-            e = eps[act, None]
-            ph = pq[act] + 0.5 * e * gq[act]
-            xn = xq[act] + e * mm.velocity(ph, act)
-            lv, gv = ev(xn, grad=True, chains=act)
-            pn = ph + 0.5 * e * gv
+            xn, pn, lv, gv = _leapfrog(ev, mm, xq[act], pq[act], gq[act], eps[act, None], act)
             xq[act], pq[act], gq[act], lq[act] = xn, pn, gv, lv
             taken[act] += 1
             with np.errstate(invalid="ignore", over="ignore"):
