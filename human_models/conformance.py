@@ -37,6 +37,22 @@ def _fail(model: Any, mdp: TabularMDP, msg: str) -> None:
     raise ConformanceError(f"{type(model).__name__} on {mdp.name}: {msg}")
 
 
+def _check_meta(model: Any, *, seed: int, mdps: list | None) -> dict[str, Any]:
+    """``check_human_model`` for cognition-level models: the meta-level checks on small Mouselab trees."""
+    from human_models.cognitive import check_meta_human_model
+    from irl.envs.mouselab import mouselab
+
+    envs = mdps if mdps is not None else [mouselab((2, 1, 2), ((-1.0, 1.0), (-2.0, 2.0), (-10.0, 10.0)))]
+    worst = 0.0
+    for env in envs:
+        try:
+            out = check_meta_human_model(model, env, seed=seed, n_first=2000)
+        except AssertionError as e:
+            raise ConformanceError(f"{type(model).__name__} on {env.name}: {e}") from None
+        worst = max(worst, out["grad_error"])
+    return {"mdps": [env.name for env in envs], "grad_error": worst}
+
+
 def check_human_model(model: Any, *, seed: int = 0, mdps: list[TabularMDP] | None = None,
                       n_grad_checks: int = 4) -> dict[str, Any]:
     """Check that ``model`` honours the ``HumanModel`` contract.
@@ -60,12 +76,23 @@ def check_human_model(model: Any, *, seed: int = 0, mdps: list[TabularMDP] | Non
     Raises:
         ConformanceError: naming the model, the MDP and the broken rule.
 
+    A cognition-level model (one with ``meta_log_probs``, e.g.
+    :class:`~human_models.MetaBoltzmann`) acts on computations, not on an MDP's
+    actions: it is checked by :func:`human_models.cognitive.check_meta_human_model`
+    on ``mdps`` (default: a small Mouselab tree, solved exactly in milliseconds),
+    the same rules stated for deliberation traces.
+
     Example:
         >>> import human_models as hm
         >>> hm.check_human_model(hm.Boltzmann(beta=2.0))["mdps"]
         ['tiny-finite', 'tiny-terminal', 'tiny-discounted']
+        >>> hm.check_human_model(hm.MetaBoltzmann(cost=1.0, depth_cost=0.3, beta=0.5))["mdps"]
+        ['mouselab-212']
     """
     from demos import Trajectories
+
+    if callable(getattr(model, "meta_log_probs", None)):
+        return _check_meta(model, seed=seed, mdps=mdps)
 
     for flag in ("differentiable", "has_closed_form_gradient", "time_dependent"):
         if not isinstance(getattr(model, flag, None), bool):

@@ -44,12 +44,28 @@ def test_conformance_with_object_level_values(small):
     assert out["grad_error"] < 1e-5
 
 
-def test_the_object_level_check_cannot_apply_and_says_why(small):
+def test_object_level_policy_is_refused_with_a_pointer_to_the_meta_level(small):
     m = hm.MetaBoltzmann()
     with pytest.raises(HumanModelError, match="acts at the meta level"):
         m.action_log_probs(small, small.true_reward)
-    with pytest.raises(HumanModelError, match="acts at the meta level"):
-        hm.check_human_model(m)
+
+
+@pytest.mark.parametrize("model", [hm.MetaBoltzmann(cost=0.9, depth_cost=0.2, beta=0.7), hm.RandomClicks()],
+                         ids=["meta-boltzmann", "random-clicks"])
+def test_check_human_model_runs_the_meta_level_checks(model, small):
+    """One conformance entry point for every human model: cognition-level ones get the meta-level rules."""
+    out = hm.check_human_model(model)
+    assert out["mdps"] == ["mouselab-212"] and out["grad_error"] < 1e-5
+    assert hm.check_human_model(model, mdps=[small])["mdps"] == [small.name]
+
+
+def test_check_human_model_reports_a_broken_meta_level_model(small):
+    class Unnormalised(hm.MetaBoltzmann):
+        def meta_log_probs(self, mdp, reward, beliefs):
+            return super().meta_log_probs(mdp, reward, beliefs) + 0.1
+
+    with pytest.raises(hm.ConformanceError, match="Unnormalised.*sum to 1"):
+        hm.check_human_model(Unnormalised(cost=1.0, depth_cost=0.0, beta=1.0))
 
 
 def test_expected_clicks_of_the_policy_match_simulation():
