@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import click
 import numpy as np
 import typer
 
@@ -67,6 +66,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, UnknownEnvError, ConvergenceError, OSError, ImportError)
 
 
+# typer's own control flow (exit codes, aborts, usage errors) passes through untouched. Recent typer
+# vendors click (typer._click), so click itself is not a dependency: name the classes through typer.
+_TYPER_CONTROL: tuple[type[BaseException], ...] = tuple(
+    getattr(typer, name) for name in ("Exit", "Abort", "TyperException") if hasattr(typer, name))
+
+
 def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into one-line messages (``IRL_DEBUG=1`` re-raises them)."""
 
@@ -74,7 +79,7 @@ def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except _TYPER_CONTROL:
             raise
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
