@@ -19,7 +19,7 @@ from irl.evidence import Evidence
 from irl.solvers import LogJoint, MaxEnt, RewardEstimate
 from irl.plan import plan
 from irl import metrics
-from irl.compare import compare
+from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL
 
@@ -27,4 +27,4 @@ __version__ = "0.1.0"
 
 __all__ = ["TabularMDP", "MDPValidationError", "planning", "rewards", "autodiff", "envs", "Evidence", "LogJoint",
            "MaxEnt", "RewardEstimate", "plan", "metrics", "__version__",
-           "BayesianIRL", "Posterior", "ConvergenceWarning", "compare"]
+           "BayesianIRL", "Posterior", "ConvergenceWarning", "compare", "compare_posteriors", "PosteriorScore"]

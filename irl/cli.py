@@ -10,6 +10,7 @@ unknown name fails with the list of the known ones::
     irl evaluate policy.npz --env gridworld-8x8 --data demos.npz
     irl fit demos.npz --env gridworld-8x8 --solver bayes --samples 500 --chains 4 --out posterior.npz
     irl plan posterior.npz --env gridworld-8x8 --out policy.npz
+    irl compare demos.npz --env gridworld-8x8 --human boltzmann:beta=5 --human myopic:horizon=3,beta=5 --solver bayes
     irl envs; irl human-models; irl solvers
     irl plot reward.npz --env gridworld-8x8 --out reward.png
 
@@ -386,6 +387,45 @@ def _root(
 ENV_HELP = "Environment name, e.g. gridworld-8x8 (list them with `irl envs`)."
 HUMAN_HELP = "Human model spec NAME[:key=value,...], e.g. boltzmann:beta=5 (list them with `irl human-models`)."
 
+# ------------------------------------------------ options shared by `irl fit` and `irl compare`
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No live progress display, e.g. --quiet in scripts and logs.")
+SAMPLES_OPTION = typer.Option(None, "--samples", min=1,
+                              help="Posterior draws per chain (sampling solvers such as bayes; default 1000), "
+                                   "e.g. --samples 500.")
+CHAINS_OPTION = typer.Option(None, "--chains", min=1,
+                             help="Number of chains (sampling solvers; default 4), e.g. --chains 4.")
+WARMUP_OPTION = typer.Option(None, "--warmup", min=0,
+                             help="Adaptation iterations per chain, discarded (sampling solvers; default: --samples), "
+                                  "e.g. --warmup 500.")
+SEED_OPTION = typer.Option(None, "--seed", help="Random seed of the sampler (default 0), e.g. --seed 1.")
+
+
+def _sampling_options(solver: str, samples: Optional[int], chains: Optional[int], warmup: Optional[int],
+                      seed: Optional[int], more: Optional[dict[str, Any]] = None) -> dict[str, int]:
+    """``samples``, ``chains``, ``warmup`` and ``seed`` with their defaults filled in.
+
+    Given to a solver that does not sample, these options (and the further
+    sampling-only options in ``more``, by flag, ``None`` when not given) are a
+    user error (exit code 2).
+    """
+    given = {"--samples": samples, "--chains": chains, "--warmup": warmup, "--seed": seed, **(more or {})}
+    flags = [k for k, v in given.items() if v is not None]
+    if flags and not SOLVERS[solver].sampler:
+        raise CLIError(f"{', '.join(flags)} only apply to sampling solvers "
+                       f"({', '.join(sorted(k for k, e in SOLVERS.items() if e.sampler))}), not --solver {solver}",
+                       code=2)
+    n = 1000 if samples is None else samples
+    return {"samples": n, "chains": 4 if chains is None else chains, "warmup": n if warmup is None else warmup,
+            "seed": 0 if seed is None else seed}
+
+
+def _draws_bar(text: str, quiet: bool) -> Any:
+    """A live progress bar of sampler iterations on standard error; ``text`` is its rich description template."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn(text), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+                    console=_console(stderr=True), transient=False, disable=quiet)
+
 
 # ------------------------------------------------------------------------------ demo
 @app.command()
@@ -540,18 +580,11 @@ def fit(
                                           "e.g. --reward-model tabular."),
     max_iter: int = typer.Option(500, "--max-iter", min=1, help="Iteration limit, e.g. --max-iter 200."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted reward, e.g. --out reward.npz."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="No live progress display, e.g. --quiet in scripts and logs."),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1,
-                                          help="Posterior draws per chain (sampling solvers such as bayes; "
-                                               "default 1000), e.g. --samples 500."),
-    chains: Optional[int] = typer.Option(None, "--chains", min=1,
-                                         help="Number of chains (sampling solvers; default 4), e.g. --chains 4."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", min=0,
-                                         help="Adaptation iterations per chain, discarded (sampling solvers; "
-                                              "default: --samples), e.g. --warmup 500."),
-    seed: Optional[int] = typer.Option(None, "--seed",
-                                       help="Random seed of the sampler (default 0), e.g. --seed 1."),
+    quiet: bool = QUIET_OPTION,
+    samples: Optional[int] = SAMPLES_OPTION,
+    chains: Optional[int] = CHAINS_OPTION,
+    warmup: Optional[int] = WARMUP_OPTION,
+    seed: Optional[int] = SEED_OPTION,
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1,
                                                    help="Save the completed draws every this many draws per chain "
                                                         "to OUT's sibling NAME.partial.npz (sampling solvers; "
@@ -578,14 +611,8 @@ def fit(
 
     if solver not in SOLVERS:
         raise _known("solver", solver, sorted(SOLVERS))
-    sampling = {"--samples": samples, "--chains": chains, "--warmup": warmup, "--seed": seed,
-                "--checkpoint-every": checkpoint_every, "--resume": resume or None}
-    if not SOLVERS[solver].sampler:
-        given = [k for k, v in sampling.items() if v is not None]
-        if given:
-            raise CLIError(f"{', '.join(given)} only apply to sampling solvers "
-                           f"({', '.join(sorted(k for k, e in SOLVERS.items() if e.sampler))}), not --solver {solver}",
-                           code=2)
+    sampling = _sampling_options(solver, samples, chains, warmup, seed,
+                                 more={"--checkpoint-every": checkpoint_every, "--resume": resume or None})
     mdp = _make_env(env)
     model = _make_human(human)
     prior_obj = _make_prior(prior)
@@ -597,13 +624,10 @@ def fit(
     observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
 
     if SOLVERS[solver].sampler:
-        n_samples = 1000 if samples is None else samples
         _fit_sampler(solver, observations, quiet, mdp, info=dict(
             env=mdp.name, human_spec=human, reward_model=reward_model, prior_spec=prior,
             data=[str(p) for p in data], evidence=[type(o).__name__ for o in loaded]),
-            human=model, prior=prior_obj, reward_model=rmodel, max_iter=max_iter, samples=n_samples,
-            chains=4 if chains is None else chains, warmup=n_samples if warmup is None else warmup,
-            seed=0 if seed is None else seed, out=out, resume=resume,
+            human=model, prior=prior_obj, reward_model=rmodel, max_iter=max_iter, **sampling, out=out, resume=resume,
             checkpoint_every=100 if checkpoint_every is None else checkpoint_every)
         return
 
@@ -636,12 +660,7 @@ def fit(
 
 def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: dict, **options: Any) -> None:
     """``irl fit`` with a sampling solver: progress bar of draws, summary table, checkpoints."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    err = _console(stderr=True)
-    bar = Progress(SpinnerColumn(), TextColumn(f"[bold]{solver}[/bold] {{task.fields[phase]}} draws per chain"),
-                   MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(), console=err, transient=False,
-                   disable=quiet)
+    bar = _draws_bar(f"[bold]{solver}[/bold] {{task.fields[phase]}} draws per chain", quiet)
     task = bar.add_task("fit", total=options["samples"], phase="warmup")
 
     def callback(done: int, total: int, phase: str) -> None:
@@ -876,68 +895,51 @@ def evaluate(
 
 
 # --------------------------------------------------------------------------- compare
-@app.command()
-@_handles_errors
-def compare(
-    data: Path = typer.Argument(..., help="Demonstrations (.npz, .jsonl or .csv) or any evidence .npz, e.g. demos.npz."),
-    env: str = typer.Option(..., "--env", help=ENV_HELP),
-    human: list[str] = typer.Option(..., "--human",
-                                    help="A candidate human model; repeat the option, e.g. --human boltzmann:beta=5 "
-                                         "--human myopic:horizon=3,beta=5 --human "
-                                         "'myopic:horizon=prior:categorical(1..6),beta=5'."),
-    test: Optional[Path] = typer.Option(None, "--test",
-                                        help="Held-out evidence of the same kind, e.g. --test held_out.npz; "
-                                             "default: the last --test-fraction of the episodes in DATA."),
-    test_fraction: float = typer.Option(0.3, "--test-fraction", min=0.0, max=0.9,
-                                        help="Share of the episodes held out when no --test file is given "
-                                             "(trajectories only; 0 ranks by BIC), e.g. --test-fraction 0.3."),
-    prior: Optional[str] = typer.Option(None, "--prior",
-                                        help="Prior on the reward parameters for the MAP fits, e.g. gaussian:scale=1."),
-    reward_model: str = typer.Option("auto", "--reward-model",
-                                     help="Reward model shared by all candidates: auto, linear, tabular or "
-                                          "tabular-sa, e.g. --reward-model linear."),
-    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON lines, e.g. --json."),
-) -> None:
-    """Rank human models by how well they explain the data.
+#: ``irl compare --solver``: how the candidates are fitted and scored.
+COMPARE_SOLVERS = {"maxent": "MAP fit, scored by held-out log-likelihood (or BIC)",
+                   "bayes": "posterior draws on all of DATA, ranked by PSIS-LOO (WAIC beside it)"}
 
-    Each candidate is fitted by MAP (its parameters given as priors are fitted
-    too, discrete ones summed out) on the training part and scored by the
-    log-likelihood of the held-out part, with BIC on the training part beside it.
 
-    Example: irl compare demos.npz --env temptation-corridor --human boltzmann:beta=2 --human myopic:horizon=3,beta=2
-    """
+def _json_value(v: Any) -> Any:
+    """A number for ``--json`` output: non-finite ones (an undefined score) become ``null``."""
+    return v if not isinstance(v, float) or np.isfinite(v) else None
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()}) for k, v in params.items()}
+
+
+def _hold_out(data: Any, path: Path, test: Optional[Path], test_fraction: float) -> tuple[Any, Any]:
+    """``(train, held_out)``: the --test file, or the last --test-fraction of DATA's episodes, or none."""
     import demos
-    import irl
 
-    mdp = _make_env(env)
-    prior_obj = _make_prior(prior)
-    rmodel = _make_reward_model(reward_model, mdp)
-    labels = list(dict.fromkeys(human))
-    if len(labels) < 2:
-        raise CLIError("compare needs at least two different --human candidates", code=2)
-    candidates = {spec: _make_human(spec) for spec in labels}
-    train = demos.load(data)
-    held = demos.load(test) if test is not None else None
-    if held is None and test_fraction > 0:
-        if not isinstance(train, demos.Trajectories):
-            raise CLIError(f"{data}: holding out a fraction works for trajectories only; give --test FILE or "
-                           f"--test-fraction 0 (rank by BIC)", code=2)
-        n_test = int(round(len(train) * test_fraction))
-        if n_test < 1 or n_test >= len(train):
-            raise CLIError(f"{data}: {len(train)} episodes are too few to hold out {test_fraction:.0%}", code=2)
-        train, held = train.subset(slice(0, len(train) - n_test)), train.subset(slice(len(train) - n_test, None))
-    rows = irl.compare(candidates, mdp, train, held, reward_model=rmodel, prior=prior_obj)
+    if test is not None:
+        return data, demos.load(test)
+    if test_fraction <= 0:
+        return data, None
+    if not isinstance(data, demos.Trajectories):
+        raise CLIError(f"{path}: holding out a fraction works for trajectories only; give --test FILE or "
+                       f"--test-fraction 0 (rank by BIC)", code=2)
+    n_test = int(round(len(data) * test_fraction))
+    if n_test < 1 or n_test >= len(data):
+        raise CLIError(f"{path}: {len(data)} episodes are too few to hold out {test_fraction:.0%}", code=2)
+    return data.subset(slice(0, len(data) - n_test)), data.subset(slice(len(data) - n_test, None))
+
+
+def _compare_map(candidates: dict[str, Any], mdp: Any, train: Any, held: Any, rmodel: Any, prior: Any,
+                 json_out: bool) -> None:
+    """``irl compare --solver maxent``: MAP fits ranked by held-out log-likelihood, or BIC."""
+    import irl
+    from rich.table import Table
+
+    rows = irl.compare(candidates, mdp, train, held, reward_model=rmodel, prior=prior)
     if json_out:
         for rank, r in enumerate(rows, 1):
             typer.echo(json.dumps({"rank": rank, "human": r.name, "train_log_likelihood": r.train_log_likelihood,
                                    "held_out_log_likelihood": None if held is None else r.held_out_log_likelihood,
                                    "bic": r.bic, "n_params": r.n_params,
-                                   "human_params": {k: (v if not isinstance(v, dict) else
-                                                        {str(a): b for a, b in v.items()})
-                                                    for k, v in r.estimate.human_params.items()}}))
+                                   "human_params": _json_params(r.estimate.human_params)}))
         return
-    from rich.table import Table
-
     t = Table(title=f"Human models ranked by {'held-out log-likelihood' if held is not None else 'BIC'} "
                     f"({mdp.name})")
     for col in ("rank", "human model", "held-out log-lik", "train log-lik", "BIC", "params", "fitted human params"):
@@ -947,6 +949,132 @@ def compare(
         t.add_row(str(rank), r.name, "-" if held is None else f"{r.held_out_log_likelihood:.3f}",
                   f"{r.train_log_likelihood:.3f}", f"{r.bic:.3f}", str(r.n_params), fitted)
     _console().print(t)
+
+
+def _posterior_row(rank: int, r: Any) -> dict[str, Any]:
+    """One row of ``irl compare --solver bayes --json``."""
+    row = {"rank": rank, "human": r.name, "elpd_loo": r.loo.elpd, "elpd_loo_se": r.loo.se, "p_loo": r.loo.p_eff,
+           "elpd_diff": r.elpd_diff, "elpd_diff_se": r.elpd_diff_se, "max_pareto_k": r.max_pareto_k,
+           "elpd_waic": r.waic.elpd, "elpd_waic_se": r.waic.se, "p_waic": r.waic.p_eff,
+           "n_params": r.n_params, "n_observations": int(r.loo.pointwise.size), "converged": r.converged}
+    return {k: _json_value(v) for k, v in row.items()} | {"human_params": _json_params(r.human_params)}
+
+
+def _compare_bayes(candidates: dict[str, Any], mdp: Any, data: Any, rmodel: Any, prior: Any, json_out: bool,
+                   quiet: bool, sampling: dict[str, int]) -> None:
+    """``irl compare --solver bayes``: posteriors on all of DATA ranked by PSIS-LOO, with a progress bar."""
+    import irl
+    from rich.markup import escape
+    from rich.table import Table
+
+    bar = _draws_bar("[bold]bayes[/bold] {task.fields[label]} {task.fields[phase]}", quiet)
+    tasks: dict[str, Any] = {}  # one line per candidate, from its first iteration on
+
+    def callback(name: str, i: int, n: int, phase: str) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=n, label=escape(name), phase=phase)
+        bar.update(tasks[name], completed=i, total=n, phase=phase)
+
+    with bar:
+        try:
+            rows = irl.compare_posteriors(candidates, mdp, data, reward_model=rmodel, prior=prior, check=False,
+                                          callback=callback, **sampling)
+        except TypeError as e:  # e.g. a human model without gradients
+            raise CLIError(_one_line(e), code=2) from None
+    if json_out:
+        for rank, r in enumerate(rows, 1):
+            typer.echo(json.dumps(_posterior_row(rank, r)))
+    else:
+        t = Table(title=f"Human models ranked by PSIS-LOO ({mdp.name}, {len(data)} observations, "
+                        f"{sampling['chains']} chains x {sampling['samples']} draws each)",
+                  caption="elpd: expected log predictive density of new observations (higher is better), ± its "
+                          "standard error; Δelpd: difference to the best; max k: largest Pareto k (above 0.7 "
+                          "elpd_loo is unreliable); human params: posterior means")
+        for col in ("rank", "human model", "elpd_loo", "Δelpd", "p_loo", "max k", "elpd_waic", "converged",
+                    "human params"):
+            text = col.startswith("human")
+            t.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
+        for rank, r in enumerate(rows, 1):
+            t.add_row(str(rank), r.name, f"{r.loo.elpd:.1f} ± {r.loo.se:.1f}",
+                      f"{r.elpd_diff:.1f} ± {r.elpd_diff_se:.1f}", f"{r.loo.p_eff:.1f}", f"{r.max_pareto_k:.2f}",
+                      f"{r.waic.elpd:.1f}", "yes" if r.converged else "NO", format_human_params(r.human_params))
+        _console().print(t)
+    for message in (m for r in rows for m in r.problems()):
+        typer.echo(f"Warning: {message}", err=True)
+
+
+@app.command()
+@_handles_errors
+def compare(
+    data: Path = typer.Argument(..., help="Demonstrations (.npz, .jsonl or .csv) or any evidence .npz, e.g. demos.npz."),
+    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    human: list[str] = typer.Option(..., "--human",
+                                    help="A candidate human model; repeat the option, e.g. --human boltzmann:beta=5 "
+                                         "--human myopic:horizon=3,beta=5 --human "
+                                         "'myopic:horizon=prior:categorical(1..6),beta=5'."),
+    solver: str = typer.Option("maxent", "--solver",
+                               help="How the candidates are fitted and scored: " +
+                                    "; ".join(f"{k}: {v}" for k, v in COMPARE_SOLVERS.items()) +
+                                    ", e.g. --solver bayes."),
+    test: Optional[Path] = typer.Option(None, "--test",
+                                        help="Held-out evidence of the same kind, e.g. --test held_out.npz; "
+                                             "default: the last --test-fraction of the episodes in DATA "
+                                             "(maxent only: bayes estimates leave-one-out from all of DATA)."),
+    test_fraction: float = typer.Option(0.3, "--test-fraction", min=0.0, max=0.9,
+                                        help="Share of the episodes held out when no --test file is given "
+                                             "(trajectories only; 0 ranks by BIC; ignored by --solver bayes, "
+                                             "which uses all of DATA), e.g. --test-fraction 0.3."),
+    prior: Optional[str] = typer.Option(None, "--prior",
+                                        help="Prior on the reward parameters, shared by all candidates, e.g. "
+                                             "gaussian:scale=1 (default: none, i.e. maximum likelihood, for maxent; "
+                                             "gaussian:scale=1 for bayes)."),
+    reward_model: str = typer.Option("auto", "--reward-model",
+                                     help="Reward model shared by all candidates: auto, linear, tabular or "
+                                          "tabular-sa, e.g. --reward-model linear."),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON lines, e.g. --json."),
+    quiet: bool = QUIET_OPTION,
+    samples: Optional[int] = SAMPLES_OPTION,
+    chains: Optional[int] = CHAINS_OPTION,
+    warmup: Optional[int] = WARMUP_OPTION,
+    seed: Optional[int] = SEED_OPTION,
+) -> None:
+    """Rank human models by how well they explain the data.
+
+    Each candidate is fitted by MAP (its parameters given as priors are fitted
+    too, discrete ones summed out) on the training part and scored by the
+    log-likelihood of the held-out part, with BIC on the training part beside it.
+
+    Example: irl compare demos.npz --env temptation-corridor --human boltzmann:beta=2 --human myopic:horizon=3,beta=2
+
+    With --solver bayes each candidate's posterior is sampled on all of DATA
+    (progress bar of iterations) and the candidates are ranked by their PSIS-LOO
+    estimate of the expected log predictive density of new data (elpd_loo, with
+    the paired difference to the best and WAIC beside it); no data are held out.
+
+    Example: irl compare demos.npz --env lava-detour --human 'noisy:epsilon=prior:uniform(0;1),model=boltzmann(beta=5)' --human 'boltzmann:beta=prior:lognormal(1.6;0.5)' --solver bayes --samples 500 --chains 4
+    """
+    import demos
+
+    if solver not in COMPARE_SOLVERS:
+        raise _known("solver", solver, list(COMPARE_SOLVERS))
+    sampling = _sampling_options(solver, samples, chains, warmup, seed)
+    if SOLVERS[solver].sampler and test is not None:
+        raise CLIError(f"--test {test}: --solver {solver} uses all of DATA (PSIS-LOO estimates the fit to new data "
+                       f"without holding any out); drop --test, or use --solver maxent to score on held-out data",
+                       code=2)
+    mdp = _make_env(env)
+    prior_obj = _make_prior(prior)
+    rmodel = _make_reward_model(reward_model, mdp)
+    labels = list(dict.fromkeys(human))
+    if len(labels) < 2:
+        raise CLIError("compare needs at least two different --human candidates", code=2)
+    candidates = {spec: _make_human(spec) for spec in labels}
+    observations = demos.load(data)
+    if SOLVERS[solver].sampler:
+        _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling)
+        return
+    train, held = _hold_out(observations, data, test, test_fraction)
+    _compare_map(candidates, mdp, train, held, rmodel, prior_obj, json_out)
 
 
 # ------------------------------------------------------------------------- listings

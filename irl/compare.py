@@ -11,10 +11,14 @@ For posteriors (:class:`irl.Posterior` from :class:`irl.BayesianIRL`),
 at every draw, and :func:`waic` and :func:`psis_loo` estimate the expected log
 predictive density of new data from it (higher is better;
 :meth:`InformationCriterion.difference` gives a paired standard error).
+:func:`compare_posteriors` does all of it for a set of candidate human models:
+it samples each one's posterior on all of the data and ranks them by PSIS-LOO.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -23,11 +27,15 @@ import torch
 
 from irl.evidence import Evidence
 from irl.mdp import TabularMDP
+from irl.posterior import ConvergenceWarning
 from irl.rewards import RewardModel, default_reward_model
 from irl.solvers.base import LogJoint, RewardEstimate, n_observations
 
 __all__ = ["ModelScore", "compare", "bic", "held_out_log_likelihood", "pointwise_log_likelihood", "waic",
-           "psis", "psis_loo", "InformationCriterion"]
+           "psis", "psis_loo", "InformationCriterion", "PosteriorScore", "compare_posteriors", "PARETO_K_THRESHOLD"]
+
+#: Above this Pareto shape ``k`` the PSIS-LOO estimate for an observation is unreliable (Vehtari et al. 2017).
+PARETO_K_THRESHOLD = 0.7
 
 
 def bic(log_likelihood: float, n_params: int, n_observations: int) -> float:
@@ -324,3 +332,149 @@ def psis_loo(loglik: Any) -> InformationCriterion:
     lppd = _logsumexp(ll, 0) - np.log(ll.shape[0])
     return InformationCriterion("psis-loo", float(pw.sum()), float(np.sqrt(pw.size * pw.var())),
                                 float((lppd - pw).sum()), pw, k)
+
+
+# ------------------------------------------------------- posteriors: ranking human models
+@dataclass
+class PosteriorScore:
+    """One row of :func:`compare_posteriors`.
+
+    Attributes:
+        name: the candidate's label.
+        loo: PSIS-LOO estimate of the elpd (``loo.pareto_k`` has shape ``(n,)``).
+        waic: WAIC estimate of the same quantity.
+        elpd_diff: ``elpd_loo`` of this row minus that of the best row (``<= 0``; 0 for the best).
+        elpd_diff_se: standard error of ``elpd_diff`` from the paired pointwise values (0 for the best).
+        max_pareto_k: the largest Pareto ``k`` of ``loo``; above :data:`PARETO_K_THRESHOLD`
+            (0.7) ``elpd_loo`` is unreliable.
+        n_params: free dimensions of the posterior (reward + continuous human parameters).
+        converged: whether the posterior passed the R-hat/ESS/divergence rule of
+            :meth:`irl.Posterior.problems`.
+        posterior: the fitted :class:`irl.Posterior`.
+    """
+
+    name: str
+    loo: InformationCriterion
+    waic: InformationCriterion
+    elpd_diff: float
+    elpd_diff_se: float
+    max_pareto_k: float
+    n_params: int
+    converged: bool
+    posterior: Any
+
+    @property
+    def human_params(self) -> dict[str, float]:
+        """Posterior means of the continuous human parameters, by name (empty if all are fixed)."""
+        return {k: self.posterior.mean(k) for k in self.posterior.human}
+
+    def problems(self) -> list[str]:
+        """Why this row's numbers may not be trusted, one message per problem (empty when all is well)."""
+        out = []
+        if not self.converged:
+            why = "; ".join(f"{k}: {', '.join(v)}" for k, v in self.posterior.problems().items())
+            out.append(f"candidate {self.name!r}: the posterior has not mixed ({why}); draw more samples or "
+                       f"a longer warmup before trusting its elpd")
+        if self.max_pareto_k > PARETO_K_THRESHOLD:
+            bad = int(np.sum(self.loo.pareto_k > PARETO_K_THRESHOLD))
+            out.append(f"candidate {self.name!r}: PSIS-LOO is unreliable for {bad} of {self.loo.pareto_k.size} "
+                       f"observations (max Pareto k {self.max_pareto_k:.2f} > {PARETO_K_THRESHOLD}), which are "
+                       f"highly influential; compare on held-out data instead (irl.compare with a test set, "
+                       f"`irl compare --solver maxent`)")
+        return out
+
+
+def _require_factorising(name: str, joint: LogJoint) -> None:
+    """Refuse a candidate whose likelihood has no per-observation terms (a summed-out discrete parameter)."""
+    discrete = joint.discrete_names()
+    if discrete:
+        raise ValueError(f"candidate {name!r}: the discrete human parameter(s) {', '.join(discrete)} are summed out "
+                         f"over all observations jointly, so there are no pointwise log-likelihoods for PSIS-LOO "
+                         f"or WAIC; give the parameter a value (one candidate per value), or compare by MAP "
+                         f"(irl.compare, `irl compare --solver maxent`)")
+
+
+def compare_posteriors(candidates: Mapping[str, Any], env: TabularMDP, data: Any, *,
+                       reward_model: RewardModel | None = None, prior: Any = None, samples: int = 500,
+                       chains: int = 4, warmup: int | None = None, seed: int = 0, sampler: str = "hmc",
+                       check: bool = True, callback: Callable[[str, int, int, str], None] | None = None,
+                       **sampler_options: Any) -> list[PosteriorScore]:
+    """Sample every candidate's posterior on all of ``data`` and rank them by PSIS-LOO (best first).
+
+    Each candidate human model is fitted with :class:`irl.BayesianIRL` (the reward
+    and the human parameters given as continuous priors). The ``(draws, n)``
+    log-likelihood of each of the ``n`` observations of ``data`` at each draw (at
+    most 1000 draws, evenly spaced over the chains; see :func:`pointwise_log_likelihood`)
+    gives the expected log predictive density (elpd) of new data, estimated by
+    PSIS-LOO and by WAIC. No data are held out: leave-one-out is estimated from the
+    posterior itself. Prefer this to :func:`compare` when the data are too few to spare a
+    test set, or when the candidates' parameters are uncertain (the posterior,
+    not one point, is scored, and ``p_loo`` measures the effective complexity).
+
+    Args:
+        candidates: ``{label: human model}``; human parameters given as continuous priors are sampled.
+        env: the MDP of ``data``.
+        data: evidence with ``len`` and ``subset`` (e.g. :class:`demos.Trajectories`, one
+            observation per episode).
+        reward_model: shared reward model (default linear in features / tabular).
+        prior: reward prior (default ``priors.Gaussian(0, 1)``).
+        samples: post-warmup draws per chain.
+        chains: chains per candidate.
+        warmup: adaptation iterations per chain (default ``samples``).
+        seed: sampler seed, the same for every candidate.
+        sampler: ``"hmc"``, ``"policywalk"`` or ``"nuts"`` (see :class:`irl.BayesianIRL`).
+        check: warn (:class:`irl.ConvergenceWarning`) for every row with :meth:`PosteriorScore.problems`:
+            a posterior that has not mixed, or a Pareto ``k`` above 0.7.
+        callback: called as ``callback(label, iteration, total, phase)`` while a candidate is
+            sampled (``phase`` is ``"warmup"`` or ``"sampling"``), e.g. for a progress bar.
+        **sampler_options: passed to :class:`irl.BayesianIRL`, e.g. ``max_leapfrog``.
+
+    Returns:
+        A list of :class:`PosteriorScore`, best ``elpd_loo`` first.
+
+    Raises:
+        ValueError: no candidates, or a candidate with a summed-out discrete human parameter
+            (its likelihood does not split into per-observation terms).
+
+    Example:
+        >>> import irl, human_models as hm, demos
+        >>> env = irl.envs.make("gridworld-5x5")
+        >>> data = demos.simulate(env, hm.Noisy(hm.Boltzmann(3.0), epsilon=0.4), env.true_reward, n=30, seed=7)
+        >>> rows = irl.compare_posteriors({"boltzmann": hm.Boltzmann(3.0),
+        ...                                "noisy": hm.Noisy(hm.Boltzmann(3.0), epsilon=0.4)},
+        ...                               env, data, samples=40, chains=2, seed=0, check=False, max_leapfrog=16)
+        >>> [r.name for r in rows], rows[0].elpd_diff, rows[0].loo.pareto_k.shape
+        (['noisy', 'boltzmann'], 0.0, (30,))
+        >>> bool(rows[1].elpd_diff < -2 * rows[1].elpd_diff_se)
+        True
+
+    References:
+        Vehtari, Gelman & Gabry (2017), "Practical Bayesian model evaluation using leave-one-out
+        cross-validation and WAIC", Statistics and Computing 27; Watanabe (2010), "Asymptotic
+        equivalence of Bayes cross validation and widely applicable information criterion in
+        singular learning theory", JMLR 11.
+    """
+    from irl.solvers.bayesian import BayesianIRL
+
+    if not candidates:
+        raise ValueError("compare_posteriors needs at least one candidate human model")
+    solvers = {name: BayesianIRL(human, prior="default" if prior is None else prior, reward_model=reward_model,
+                                 sampler=sampler, **sampler_options) for name, human in candidates.items()}
+    for name, solver in solvers.items():  # before any sampling: fail fast
+        _require_factorising(name, solver.log_joint(env, data))
+    scored = []
+    for name, solver in solvers.items():
+        progress = None if callback is None else functools.partial(callback, name)
+        post = solver.fit(env, data, samples=samples, chains=chains, warmup=warmup, seed=seed, check=False,
+                          callback=progress)
+        ll = pointwise_log_likelihood(post, env, data, solver.human, reward_model)
+        scored.append((name, post, psis_loo(ll), waic(ll)))
+    scored.sort(key=lambda row: -row[2].elpd)
+    best = scored[0][2]
+    rows = [PosteriorScore(name, loo, w, *loo.difference(best), max_pareto_k=float(np.max(loo.pareto_k)),
+                           n_params=int(post.unconstrained.shape[-1]), converged=post.converged, posterior=post)
+            for name, post, loo, w in scored]
+    if check:
+        for msg in (m for r in rows for m in r.problems()):
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+    return rows

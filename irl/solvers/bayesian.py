@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -101,7 +101,8 @@ class BayesianIRL:
 
     def fit(self, env_or_evidence: Any, data: Any = None, *, samples: int = 1000, chains: int = 4,
             warmup: int | None = None, seed: int = 0, progress: bool = False, init: Any = None,
-            init_radius: float = 2.0, check: bool = True, threads: int | None = 1) -> Posterior:
+            init_radius: float = 2.0, check: bool = True, threads: int | None = 1,
+            callback: Callable[[int, int, str], None] | None = None) -> Posterior:
         """Sample the posterior.
 
         Args:
@@ -122,6 +123,9 @@ class BayesianIRL:
             threads: torch intra-op threads while sampling (restored afterwards);
                 1 is fastest for the small tensors of a likelihood (see
                 :func:`irl.solvers.samplers.torch_threads`), ``None`` leaves torch's setting.
+            callback: called as ``callback(iteration, total, phase)`` as the sampler
+                advances (``phase`` is ``"warmup"`` or ``"sampling"``), e.g. to drive
+                your own progress display.
 
         Returns:
             :class:`irl.Posterior`.
@@ -146,7 +150,7 @@ class BayesianIRL:
         x0 = self._start(joint, init, chains, init_radius, rng)
 
         bar = None
-        callback = None
+        user_callback = callback
         if progress:
             from rich.progress import Progress
 
@@ -156,6 +160,8 @@ class BayesianIRL:
 
             def callback(i: int, total: int, phase: str) -> None:
                 bar.update(task, completed=i, total=total, description=f"{self.sampler} {phase}")
+                if user_callback is not None:
+                    user_callback(i, total, phase)
         t0 = time.perf_counter()
         try:
             fn = {"hmc": _samplers.hmc, "policywalk": _samplers.policywalk, "nuts": _samplers.pyro_nuts}[self.sampler]
