@@ -1078,6 +1078,18 @@ def compare(
 
 
 # ------------------------------------------------------------------------- listings
+def _print_listing(title: str, columns: tuple[str, ...], rows: Any) -> None:
+    """A table of names (first column, never wrapped) and their descriptions."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, no_wrap=i == 0)
+    for row in rows:
+        t.add_row(*row)
+    _console().print(t)
+
+
 @app.command()
 @_handles_errors
 def envs() -> None:
@@ -1086,14 +1098,8 @@ def envs() -> None:
     Example: irl envs
     """
     import irl
-    from rich.table import Table
 
-    t = Table(title="Environments (irl.envs.make(name))")
-    t.add_column("name", no_wrap=True)
-    t.add_column("summary")
-    for name, summary in irl.envs.describe():
-        t.add_row(name, summary)
-    _console().print(t)
+    _print_listing("Environments (irl.envs.make(name))", ("name", "summary"), irl.envs.describe())
 
 
 @app.command("human-models")
@@ -1104,15 +1110,9 @@ def human_models_cmd() -> None:
     Example: irl human-models
     """
     import human_models as hm
-    from rich.table import Table
 
-    t = Table(title="Human models (--human NAME:key=value)")
-    t.add_column("name", no_wrap=True)
-    t.add_column("parameters")
-    t.add_column("summary")
-    for name, params, summary in hm.describe():
-        t.add_row(name, params, summary.replace("``", ""))
-    _console().print(t)
+    _print_listing("Human models (--human NAME:key=value)", ("name", "parameters", "summary"),
+                   ((name, params, summary.replace("``", "")) for name, params, summary in hm.describe()))
 
 
 @app.command()
@@ -1122,14 +1122,8 @@ def solvers() -> None:
 
     Example: irl solvers
     """
-    from rich.table import Table
-
-    t = Table(title="Solvers (irl fit --solver NAME)")
-    t.add_column("name", no_wrap=True)
-    t.add_column("summary")
-    for name in sorted(SOLVERS):
-        t.add_row(name, SOLVERS[name].summary)
-    _console().print(t)
+    _print_listing("Solvers (irl fit --solver NAME)", ("name", "summary"),
+                   ((name, SOLVERS[name].summary) for name in sorted(SOLVERS)))
 
 
 # ------------------------------------------------------------------------------ plot
