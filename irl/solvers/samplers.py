@@ -254,6 +254,16 @@ class _Metric:
 
 
 # ---------------------------------------------------------------- HMC
+def _check_start(x0: Any, samples: int, warmup: int) -> np.ndarray:
+    """Starting points ``(chains, D)`` as a fresh float64 array, and the draw counts, validated."""
+    x = np.array(x0, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x0 must have shape (chains, D): got {x.shape}")
+    if samples < 1 or warmup < 0:
+        raise ValueError(f"samples must be >= 1 and warmup >= 0: got samples={samples}, warmup={warmup}")
+    return x
+
+
 def _leapfrog(ev: Any, mm: "_Metric", x: np.ndarray, p: np.ndarray, grad: np.ndarray, e: np.ndarray,
               chains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One leapfrog step of the chains ``chains`` (rows of ``x``, ``p``, ``grad``; step sizes ``e`` ``(c, 1)``).
@@ -321,11 +331,7 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
         leapfrog scale", arXiv:1810.04449 (eHMC); Stan Reference Manual (windows).
     """
     t_start = time.perf_counter()
-    x = np.array(x0, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"x0 must have shape (chains, D): got {x.shape}")
-    if samples < 1 or warmup < 0:
-        raise ValueError(f"samples must be >= 1 and warmup >= 0: got samples={samples}, warmup={warmup}")
+    x = _check_start(x0, samples, warmup)
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must lie in (0, 1): got {target_accept}")
     if max_leapfrog < 1:
@@ -546,11 +552,7 @@ def policywalk(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, s
         acceptance of random-walk Metropolis).
     """
     t_start = time.perf_counter()
-    x = np.array(x0, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"x0 must have shape (chains, D): got {x.shape}")
-    if samples < 1 or warmup < 0:
-        raise ValueError(f"samples must be >= 1 and warmup >= 0: got samples={samples}, warmup={warmup}")
+    x = _check_start(x0, samples, warmup)
     c, d = x.shape
     rng = np.random.default_rng(seed)
     tune = delta is None
@@ -671,7 +673,7 @@ def pyro_nuts(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, se
         raise ImportError("sampler='nuts' needs pyro-ppl: pip install 'pluggable-irl[bayes]' "
                           "(or use the built-in sampler='hmc')") from None
     t_start = time.perf_counter()
-    x = np.array(x0, dtype=np.float64)
+    x = _check_start(x0, samples, warmup)
     c, d = x.shape
     counter = {"n": 0}
 
