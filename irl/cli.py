@@ -226,7 +226,10 @@ class _ChunkedBayes:
             cb = None
             if self.callback is not None:
                 def cb(i: int, total: int, phase: str, done: int = done, warm: int = warm) -> None:
-                    self.callback(done + max(0, i - warm), self.samples, phase)
+                    if i <= warm:  # warmup: its own count, so that the bar moves from the first iteration on
+                        self.callback(i, warm, "warmup")
+                    else:
+                        self.callback(done + i - warm, self.samples, phase)
             res = self._sample(joint, n, warm, init, self.seed + 1000 * chunk_no, cb)
             chunk_no += 1
             draws = np.concatenate([draws, res.draws], axis=1)
@@ -660,7 +663,7 @@ def fit(
 
 def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: dict, **options: Any) -> None:
     """``irl fit`` with a sampling solver: progress bar of draws, summary table, checkpoints."""
-    bar = _draws_bar(f"[bold]{solver}[/bold] {{task.fields[phase]}} draws per chain", quiet)
+    bar = _draws_bar(f"[bold]{solver}[/bold] {{task.fields[phase]}} iterations per chain", quiet)
     task = bar.add_task("fit", total=options["samples"], phase="warmup")
 
     def callback(done: int, total: int, phase: str) -> None:

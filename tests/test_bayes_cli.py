@@ -94,3 +94,18 @@ def test_resume_without_checkpoint_and_sampling_options_on_maxent_fail_cleanly(d
     assert res.exit_code == 1 and "no checkpoint" in res.output and "Traceback" not in res.output
     res = invoke("fit", data_file, "--env", ENV, "--samples", 10, "--out", tmp_path / "r.npz")
     assert res.exit_code == 2 and "--samples only apply to sampling solvers (bayes)" in res.output
+
+
+def test_progress_counts_warmup_iterations_then_draws(data_file: Path, tmp_path: Path) -> None:
+    """The progress callback moves during warmup too (its own count), then counts draws across chunks."""
+    env = irl.envs.make(ENV)
+    seen: list[tuple[int, int, str]] = []
+    solver = irl.BayesianIRL(hm.Boltzmann(2.0), sampler="hmc")
+    run = _ChunkedBayes(solver, samples=6, chains=2, warmup=4, seed=0, out=tmp_path / "p.npz", resume=False,
+                        checkpoint_every=3, callback=lambda i, n, phase: seen.append((i, n, phase)), rewarmup=2)
+    run.fit([irl.Evidence(env, demos.load(data_file), hm.Boltzmann(2.0))])
+    first_chunk = seen[:7]
+    assert first_chunk == [(1, 4, "warmup"), (2, 4, "warmup"), (3, 4, "warmup"), (4, 4, "warmup"),
+                           (1, 6, "sampling"), (2, 6, "sampling"), (3, 6, "sampling")], seen
+    assert seen[7:] == [(1, 2, "warmup"), (2, 2, "warmup"), (4, 6, "sampling"), (5, 6, "sampling"),
+                        (6, 6, "sampling")], seen
