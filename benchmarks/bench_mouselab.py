@@ -15,8 +15,15 @@ The script measures and prints, in one run:
    :func:`irl.envs.mouselab.fit_participants`); BIC winners, random-effects Bayesian
    model selection (expected counts, exceedance) and the comparison with the
    original study (depth model expected 47.9 of 125 participants, effort only 33.6).
-4. ``held_out``: fits on the even test trials, log-likelihood of the odd ones.
-5. ``amplification``: each participant's inferred deliberation re-run on their
+4. ``bayes`` (with ``--bayes K``): Bayesian posteriors of the depth model (HMC through
+   the envelope, see :func:`irl.envs.mouselab.posterior_with_envelope`) for the first K
+   participants, in ``--processes`` worker processes, each participant with its own seed
+   and its own copy of the envelope (the same numbers whatever the order or the number of
+   processes); per participant the medians, 95% intervals, R-hat and ESS, and a summary
+   (how many converged, how many 95% intervals of ``cost`` and ``depth_cost`` exclude 0, the
+   medians of the posterior medians, the time).
+5. ``held_out``: fits on the even test trials, log-likelihood of the odd ones.
+6. ``amplification``: each participant's inferred deliberation re-run on their
    held-out (odd) trials with the costs of computation halved, set to zero, and
    with full information, judged by the points (their values in the model);
    the same on simulated people whose true costs are known.
@@ -26,6 +33,9 @@ Usage::
     python benchmarks/bench_mouselab.py                 # everything (about 15-25 minutes on 2 cores)
     python benchmarks/bench_mouselab.py --quick         # 24 participants, fewer repeats (a few minutes)
     python benchmarks/bench_mouselab.py --json out.json # also write all numbers (the figure script reads them)
+    python benchmarks/bench_mouselab.py --bayes-only --bayes 123 --bayes-draws 200 --json bayes.json
+        # MAP fits, then every participant's posterior: 6 + 55 minutes on 2 cores (4 chains x 200
+        # draws; 200 rarely reach the 100 effective draws per chain that irl.Posterior.converged asks)
 
 Output: one JSON line per measurement on stdout, then a summary; progress on stderr.
 """
@@ -38,6 +48,7 @@ import json
 import os
 import sys
 import time
+import zlib
 from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # tiny problems: one thread each
@@ -182,28 +193,78 @@ def section_fits(env, test, processes: int, quiz: set[str] | None) -> tuple:
     return out, params, rows, envelope
 
 
-def section_bayes(env, test, rows, envelope, k: int) -> dict:
-    """Posteriors (HMC through the envelope, checked against exact solves) for the first k participants."""
+BAYES_OPTIONS = {"samples": 300, "warmup": 300, "chains": 4, "max_leapfrog": 16, "target_accept": 0.8, "scout": 50,
+                 "rounds": 3}
+_BAYES: dict = {}  # what the posterior workers share (set before they are forked)
+
+
+def participant_seed(p: str) -> int:
+    """A seed of the participant's own (the same whoever else is sampled, in whatever order)."""
+    return zlib.crc32(str(p).encode()) % 2 ** 31
+
+
+def _posterior_one(p: str) -> dict:
+    """One participant's posterior (depth model) on a private copy of the shared envelope."""
     from irl.envs import mouselab as ml
 
-    fits = {(r.participant, r.model): r for r in rows}
-    model = models()["depth"]
-    out = []
-    for p in test.participants()[:k]:
-        log(f"posterior of participant {p} ...")
-        post, info = ml.posterior_with_envelope(env, test.select(participant=p), model, envelope,
-                                                init=np.asarray(fits[(p, "depth")].estimate.info["x"]),
-                                                samples=300, warmup=300, chains=4, seed=0, max_leapfrog=16)
-        rec = {"participant": p, "map": fits[(p, "depth")].params, "seconds": info["seconds"],
-               "rounds": info["rounds"], "largest_gap_last_round": max(info["gaps"][-1]),
-               "exact_at_checked_draws": info["exact_at_checked_draws"], "converged": bool(post.converged)}
-        for name in post.human:
-            short = name.split(".", 1)[1]
-            lo, hi = post.credible_interval(name, 0.95)
-            rec[short] = {"median": float(np.median(post.human[name])), "ci95": [lo, hi],
-                          "rhat": float(post.rhat(name)), "ess_bulk": float(post.ess_bulk(name))}
-        out.append(rec)
-    res = {"section": "bayes", "participants": out}
+    torch.set_num_threads(1)
+    env, test, fit, envelope = _BAYES["env"], _BAYES["test"], _BAYES["fits"][p], _BAYES["envelope"]
+    post, info = ml.posterior_with_envelope(env, test.select(participant=p), models()["depth"], envelope.copy(),
+                                            init=np.asarray(fit.estimate.info["x"]), seed=participant_seed(p),
+                                            **_BAYES["options"])
+    rec = {"participant": p, "map": fit.params, "seconds": info["seconds"], "rounds": info["rounds"],
+           "full_rounds": info["full_rounds"], "largest_gap_last_round": max(info["gaps"][-1]),
+           "exact_at_checked_draws": info["exact_at_checked_draws"], "converged": bool(post.converged),
+           "problems": post.problems(), "divergences": int(post.info.get("divergences", 0) or 0),
+           "step_size": post.info.get("step_size")}
+    for name in post.human:
+        lo, hi = post.credible_interval(name, 0.95)
+        rec[name.split(".", 1)[1]] = {"median": float(np.median(post.human[name])), "ci95": [lo, hi],
+                                      "rhat": float(post.rhat(name)), "ess_bulk": float(post.ess_bulk(name)),
+                                      "ess_tail": float(post.ess_tail(name))}
+    log(f"posterior of {p}: {info['seconds']:.0f} s, {info['rounds']} rounds, converged {rec['converged']}")
+    emit({"section": "bayes-participant", **rec})  # as each ends: a run cut short keeps what it had
+    return rec
+
+
+def bayes_summary(records: list, seconds: float) -> dict:
+    """Counts over the participants' posteriors: converged, 95% intervals excluding 0, medians of medians."""
+    def excludes_zero(name: str) -> dict:
+        ci = np.array([r[name]["ci95"] for r in records])
+        return {"positive": int((ci[:, 0] > 0).sum()), "negative": int((ci[:, 1] < 0).sum())}
+
+    def failing(why: str) -> int:  # participants with a parameter failing the convergence rule for this reason
+        return int(sum(any(w.startswith(why) for v in r["problems"].values() for w in v) for r in records))
+
+    names = ("cost", "depth_cost", "beta")
+    return {"participants": len(records), "converged": int(sum(r["converged"] for r in records)),
+            "not_converged_by_reason": {w: failing(w) for w in ("R-hat", "bulk-ESS", "tail-ESS")}
+            | {"divergences": int(sum(r["divergences"] > 0 for r in records))},
+            "exact_at_checked_draws": int(sum(r["exact_at_checked_draws"] for r in records)),
+            "ci95_excludes_zero": {n: excludes_zero(n) for n in ("cost", "depth_cost")},
+            "median_of_medians": {n: float(np.median([r[n]["median"] for r in records])) for n in names},
+            "median_of_medians_converged": {n: float(np.median([r[n]["median"] for r in records if r["converged"]]))
+                                            for n in names} if any(r["converged"] for r in records) else None,
+            "seconds": seconds, "participant_seconds": float(sum(r["seconds"] for r in records))}
+
+
+def section_bayes(env, test, rows, envelope, k: int, processes: int, options: dict) -> dict:
+    """Posteriors (HMC through the envelope, checked against exact solves) for the first k participants.
+
+    Each participant samples on its own copy of the fits' envelope with its own
+    seed, so the result does not depend on ``processes`` or on the order.
+    """
+    people = test.participants()[:k]
+    log(f"posteriors of {len(people)} participants in {processes} processes ...")
+    _BAYES.update(env=env, test=test, fits={r.participant: r for r in rows if r.model == "depth"},
+                  envelope=envelope, options=options)
+    t0 = time.perf_counter()
+    try:
+        out = run_pool(_posterior_one, people, processes)
+    finally:
+        _BAYES.clear()
+    res = {"section": "bayes", "options": options, "summary": bayes_summary(out, time.perf_counter() - t0),
+           "participants": out}
     emit(res)
     return res
 
@@ -217,15 +278,16 @@ def _amplify_one(args):
                       judge=judge)
 
 
-def run_amplification(env, jobs, processes: int) -> list:
+def run_pool(fn, jobs, processes: int) -> list:
+    """``[fn(j) for j in jobs]`` in ``processes`` forked workers (here when 1 or without fork)."""
     import multiprocessing as mp
 
-    if processes > 1 and "fork" in mp.get_all_start_methods():
+    if processes > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods():
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
-            return list(pool.map(_amplify_one, jobs))
-    return [_amplify_one(j) for j in jobs]
+            return list(pool.map(fn, jobs))
+    return [fn(j) for j in jobs]
 
 
 def section_held_out(env, test, processes: int, repeats: int) -> tuple:
@@ -254,7 +316,7 @@ def section_held_out(env, test, processes: int, repeats: int) -> tuple:
              None) for k, p in enumerate(people)]
     log(f"amplification: {len(jobs)} participants x {len(factors)} cost levels ...")
     t0 = time.perf_counter()
-    res = run_amplification(env, jobs, processes)
+    res = run_pool(_amplify_one, jobs, processes)
     per = [{"participant": p, **{r["setting"]: r["mean_value"] for r in rr},
             **{"clicks " + r["setting"]: r["mean_clicks"] for r in rr}} for p, rr in zip(people, res)]
     settings = [r["setting"] for r in res[0]]
@@ -293,7 +355,7 @@ def section_simulated(env, processes: int, repeats: int, n_people: int) -> dict:
     ms = models()
     jobs = [(env, ms["depth"].bind(**fits[(t["participant"], "depth")].params), parts_test[k], (1.0, 0.5, 0.0),
              repeats, k, None) for k, t in enumerate(truth)]
-    res = run_amplification(env, jobs, processes)
+    res = run_pool(_amplify_one, jobs, processes)
     per = []
     for t, rr in zip(truth, res):
         f = fits[(t["participant"], "depth")].params
@@ -318,7 +380,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="the mouselab-planning-depth folder")
     ap.add_argument("--bayes", type=int, default=3, help="participants with a Bayesian posterior (HMC), default 3")
     ap.add_argument("--bayes-only", action="store_true",
-                    help="fit only the first --bayes participants and sample their posteriors (a few minutes)")
+                    help="fit only the first --bayes participants and sample their posteriors, nothing else")
+    ap.add_argument("--bayes-draws", type=int, default=BAYES_OPTIONS["samples"],
+                    help=f"posterior draws (and warmup iterations) per chain, default {BAYES_OPTIONS['samples']}")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import irl
@@ -346,13 +410,18 @@ def main() -> None:
         test = test.select(participant=people[:24])
         repeats, n_sim = 8, 6
         args.bayes = min(args.bayes, 1)
+    options = dict(BAYES_OPTIONS, samples=args.bayes_draws, warmup=args.bayes_draws)
     if args.bayes_only:
         sub = test.select(participant=people[:max(args.bayes, 1)])
         fits, params, fit_rows, envelope = section_fits(env, sub, args.processes, quiz)
-        section_bayes(env, sub, fit_rows, envelope, args.bayes)
+        bayes = section_bayes(env, sub, fit_rows, envelope, args.bayes, args.processes, options)
+        print_bayes(bayes)
+        print(f"  total {(time.perf_counter() - t_all) / 60:.1f} min")
+        write_json(args.json, {"solver": solver, "fits": fits, "params": params, "bayes": bayes,
+                               "total_seconds": time.perf_counter() - t_all})
         return
     fits, params, fit_rows, envelope = section_fits(env, test, args.processes, quiz)
-    bayes = section_bayes(env, test, fit_rows, envelope, args.bayes) if args.bayes else None
+    bayes = section_bayes(env, test, fit_rows, envelope, args.bayes, args.processes, options) if args.bayes else None
     held, amp, amp_per, _ = section_held_out(env, test, args.processes, repeats)
     sim = section_simulated(env, args.processes, repeats, n_sim)
     total = time.perf_counter() - t_all
@@ -391,21 +460,37 @@ def main() -> None:
     print(f"  amplification (simulated, by the true values): " + ", ".join(
         f"{s} {v:.2f}" for s, v in sim["mean_value_by_true_values"].items()))
     if bayes:
-        for b in bayes["participants"]:
-            print(f"  posterior of {b['participant']} ({b['seconds']:.0f} s, exact at checked draws: "
-                  f"{b['exact_at_checked_draws']}, R-hat ok: {b['converged']}): " + ", ".join(
-                      f"{k} {b[k]['median']:.2f} [{b[k]['ci95'][0]:.2f}, {b[k]['ci95'][1]:.2f}]"
-                      for k in ("cost", "depth_cost", "beta")) + f"; MAP " + ", ".join(
-                      f"{k} {v:.2f}" for k, v in b["map"].items()))
+        print_bayes(bayes)
     print(f"  total {total / 60:.1f} min")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"solver": solver, "fits": fits, "params": params, "held_out": held,
-                                         "bayes": bayes,
-                                         "amplification": amp, "amplification_per_participant": amp_per,
-                                         "simulated": sim, "total_seconds": total},
-                                        default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)),
-                             encoding="utf-8")
+    write_json(args.json, {"solver": solver, "fits": fits, "params": params, "held_out": held, "bayes": bayes,
+                           "amplification": amp, "amplification_per_participant": amp_per, "simulated": sim,
+                           "total_seconds": total})
+
+
+def print_bayes(bayes: dict) -> None:
+    """The posteriors' summary, and each participant's when there are few."""
+    s = bayes["summary"]
+    print(f"  posteriors: {s['participants']} participants in {s['seconds'] / 60:.1f} min, converged "
+          f"{s['converged']}, envelope exact at the checked draws {s['exact_at_checked_draws']}; 95% interval "
+          f"excludes 0: " + ", ".join(f"{n} {d['positive']} above / {d['negative']} below"
+                                     for n, d in s["ci95_excludes_zero"].items())
+          + "; medians of posterior medians " + ", ".join(f"{n} {v:.2f}" for n, v in s["median_of_medians"].items()))
+    if len(bayes["participants"]) > 10:
+        return
+    for b in bayes["participants"]:
+        print(f"  posterior of {b['participant']} ({b['seconds']:.0f} s, exact at checked draws: "
+              f"{b['exact_at_checked_draws']}, converged: {b['converged']}): " + ", ".join(
+                  f"{k} {b[k]['median']:.2f} [{b[k]['ci95'][0]:.2f}, {b[k]['ci95'][1]:.2f}]"
+                  for k in ("cost", "depth_cost", "beta")) + "; MAP " + ", ".join(
+                  f"{k} {v:.2f}" for k, v in b["map"].items()))
+
+
+def write_json(path: Path | None, record: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)),
+                    encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -235,6 +235,23 @@ def test_envelope_is_a_lower_bound_exact_where_seen():
     assert envl.gap(beliefs, other) < 1e-12
 
 
+def test_envelope_copy_is_independent_and_refine_solves_once():
+    env = tiny_env()
+    meta = env.meta
+    envl = ml.EnvelopeSolver(meta.solver("exact"))
+    beliefs = np.vstack([meta.initial_beliefs(1), random_beliefs(env, np.random.default_rng(4), 10)])
+    envl.register(beliefs)
+    envl.add(meta.params(0.5, 0.0))
+    twin = envl.copy()
+    other = meta.params(1.37, 0.21)
+    before = envl.gap(beliefs, other)
+    solves = twin.n_solves
+    assert twin.refine(beliefs, other) == pytest.approx(before, abs=1e-12)  # the gap before its planes went in
+    assert twin.n_solves == solves + 1 and twin.gap(beliefs, other) < 1e-12
+    assert envl.gap(beliefs, other) == pytest.approx(before, abs=1e-12)  # the original has not changed
+    assert envl.n_planes < twin.n_planes or before < 1e-12
+
+
 def test_validation_messages():
     with pytest.raises(MetaLevelError, match=r"parents\[2\] must be a node id in 0..1"):
         ml.MouselabTree(np.array([-1, 0, 5]), [(-1, 1), (-1, 1)])

@@ -1255,13 +1255,45 @@ class EnvelopeSolver(MetaSolver):
     def gap(self, beliefs: Any, phi: Any) -> float:
         """Largest ``exact - envelope`` value over the classes that follow clicks from ``beliefs`` (>= 0)."""
         phi = self._phi(phi)
+        V, _ = self.exact_solver.solve(phi)
+        return self._gap_of(V, beliefs, phi)
+
+    def _gap_of(self, V: np.ndarray, beliefs: Any, phi: np.ndarray) -> float:
+        """:meth:`gap` given the exact values ``V`` of all classes at ``phi``."""
         succ, _ = self.exact_solver.successors(beliefs)
         ids = np.unique(succ[succ >= 0])
         if ids.size == 0:
             return 0.0
-        V, _ = self.exact_solver.solve(phi)
-        env = self.state_planes(ids, phi) @ phi
-        return float(np.max(V[ids] - env))
+        return float(np.max(V[ids] - self.state_planes(ids, phi) @ phi))
+
+    def refine(self, beliefs: Any, phi: Any) -> float:
+        """:meth:`gap` at ``phi``, then :meth:`add` of ``phi``'s planes, from one exact solve.
+
+        Returns:
+            The gap before the planes were added.
+        """
+        self._flush()
+        phi = self._phi(phi)
+        V, full = self.exact_solver.solve(phi)
+        gap = self._gap_of(V, beliefs, phi)
+        self.add(phi, stats=full[self._ids])
+        return gap
+
+    def copy(self) -> "EnvelopeSolver":
+        """An independent envelope with the same planes, sharing the exact solver (and its tables).
+
+        Planes added to the copy do not reach this envelope, nor the other way
+        round: e.g. each participant's posterior can refine its own copy of a
+        shared envelope, so that its result does not depend on who went before.
+        """
+        self._flush()
+        new = EnvelopeSolver(self.exact_solver)
+        new._ids = self._ids.copy()
+        new._planes = list(self._planes)  # add() replaces a class's array, it never writes into one
+        new._version = self._version
+        new.n_solves = self.n_solves
+        new.points = list(self.points)
+        return new
 
 
 # ------------------------------------------------------------------ the environment
@@ -1903,63 +1935,93 @@ def random_effects_bms(log_evidence: Any, *, samples: int = 200_000, seed: int =
 
 def posterior_with_envelope(env: MouselabMDP, traces: Any, model: Any, envelope: EnvelopeSolver, *,
                             samples: int = 300, warmup: int = 300, chains: int = 4, seed: int = 0,
-                            init: Any = None, init_radius: float = 0.3, check_draws: int = 12, rounds: int = 3,
-                            tol: float = 1e-6, **sampler_options: Any) -> tuple[Any, dict[str, Any]]:
+                            init: Any = None, init_radius: float = 0.3, check_draws: int = 12, rounds: int = 4,
+                            scout: int = 100, tol: float = 1e-6, callback: Any = None, **sampler_options: Any
+                            ) -> tuple[Any, dict[str, Any]]:
     """Bayesian IRL (:class:`irl.BayesianIRL`, HMC) of a deliberation model, with Q-values from an envelope.
 
     Sampling needs thousands of likelihood evaluations, far too many exact
     solves; the envelope makes each one cheap. It is exact only where its planes
     came from, so after sampling ``check_draws`` random draws are solved exactly:
     their planes are added, and if the envelope was off at any of them (by more
-    than ``tol``) the posterior is sampled again, up to ``rounds`` times.
+    than ``tol``) the posterior is sampled again, up to ``rounds`` times. While
+    the envelope is still being refined the rounds are short (``scout`` warmup
+    iterations and draws per chain): only the full-length round whose checked
+    draws were all exact is returned (or the last round, flagged).
 
     Args:
         env: a Mouselab environment.
         traces: one participant's :class:`demos.DeliberationTraces`.
         model: a :class:`human_models.MetaBoltzmann` with priors.
         envelope: an :class:`EnvelopeSolver` with these traces' beliefs registered
-            (e.g. the one :func:`fit_participants` used, or a fresh one seeded here).
+            (e.g. the one :func:`fit_participants` used, or a fresh one seeded here);
+            the checked draws' planes are added to it (pass ``envelope.copy()``
+            to keep it as it is).
         samples: post-warmup draws per chain.
         warmup: adaptation iterations per chain.
         chains: number of chains.
         seed: random seed.
         init: starting point in the sampler's coordinates (e.g. the MAP fit's
-            ``estimate.info["x"]``).
-        init_radius: spread of the chains' starts around ``init``.
+            ``estimate.info["x"]``), ``(D,)``, or one per chain ``(chains, D)``.
+        init_radius: a ``(D,)`` ``init`` is spread over the chains by uniform
+            noise in ``[-init_radius, init_radius]`` per coordinate.
         check_draws: draws solved exactly after each round.
-        rounds: maximum sampling rounds.
+        rounds: maximum sampling rounds (short and full together; the last one is full).
+        scout: warmup iterations and draws per chain of the short rounds (0: every round full).
         tol: largest accepted envelope error at the checked draws.
+        callback: progress of each round's sampler, ``callback(iteration, total, phase)``
+            (see :meth:`irl.BayesianIRL.fit`).
         **sampler_options: passed to :class:`irl.BayesianIRL` (e.g. ``max_leapfrog``).
 
     Returns:
-        ``(posterior, info)`` with ``info`` holding ``rounds``, ``gaps`` (per round,
-        at the checked draws), ``seconds`` and ``exact_at_checked_draws``.
+        ``(posterior, info)`` with ``info`` holding ``rounds``, ``full_rounds``,
+        ``gaps`` (per round, at the checked draws), ``seconds`` and
+        ``exact_at_checked_draws`` (of the returned round).
     """
     from irl.solvers.bayesian import BayesianIRL
 
     t0 = time.perf_counter()
     beliefs = traces.decisions()[0]
     envelope.register(beliefs)
-    label = model.name
-    gaps: list[list[float]] = []
-    post = None
     rng = np.random.default_rng(seed)
-    for _ in range(int(rounds)):
-        solver = BayesianIRL(human=model.with_solver(envelope), prior=None, **sampler_options)
-        post = solver.fit(env, traces, samples=samples, warmup=warmup, chains=chains, seed=seed, init=init,
-                          init_radius=init_radius, check=False)
-        draws = {k: np.asarray(v).reshape(-1) for k, v in post.human.items()}
-        n = next(iter(draws.values())).size
-        pick = rng.choice(n, size=min(int(check_draws), n), replace=False)
-        this = []
-        for i in pick:
-            c = float(draws[f"{label}.cost"][i]) if f"{label}.cost" in draws else float(model.cost)
-            d = float(draws[f"{label}.depth_cost"][i]) if f"{label}.depth_cost" in draws else float(model.depth_cost)
-            phi = env.meta.params(c, d)
-            this.append(envelope.gap(beliefs, phi))
-            envelope.add(phi)
-        gaps.append(this)
-        if max(this) <= tol:
+    starts = _chain_starts(init, chains, init_radius, rng)
+    solver = BayesianIRL(human=model.with_solver(envelope), prior=None, **sampler_options)
+    gaps: list[list[float]] = []
+    full = int(scout) <= 0 or int(rounds) <= 1
+    n_full = 0
+    while True:
+        n, w = (samples, warmup) if full else (min(int(scout), samples), min(int(scout), warmup))
+        post = solver.fit(env, traces, samples=n, warmup=w, chains=chains, seed=seed, init=starts, check=False,
+                          callback=callback)
+        gaps.append(_refine_at_draws(env, envelope, beliefs, model, post, check_draws, rng))
+        n_full += full
+        exact = max(gaps[-1]) <= tol
+        if len(gaps) >= int(rounds) or (full and exact):
             break
-    return post, {"rounds": len(gaps), "gaps": gaps, "seconds": time.perf_counter() - t0,
-                  "exact_at_checked_draws": bool(max(gaps[-1]) <= tol)}
+        full = full or exact or len(gaps) == int(rounds) - 1
+    return post, {"rounds": len(gaps), "full_rounds": n_full, "gaps": gaps, "seconds": time.perf_counter() - t0,
+                  "exact_at_checked_draws": bool(exact)}
+
+
+def _chain_starts(init: Any, chains: int, radius: float, rng: np.random.Generator) -> Any:
+    """One start per chain: ``init`` ``(D,)`` plus uniform noise of ``radius`` (a ``(chains, D)`` init as given)."""
+    if init is None:
+        return None
+    x = np.asarray(init, dtype=np.float64)
+    if x.ndim != 1:
+        return x
+    return x + rng.uniform(-radius, radius, size=(int(chains), x.size))
+
+
+def _refine_at_draws(env: MouselabMDP, envelope: EnvelopeSolver, beliefs: np.ndarray, model: Any, post: Any,
+                     k: int, rng: np.random.Generator) -> list[float]:
+    """Solve ``k`` random posterior draws exactly: the envelope's gap at each, and their planes added."""
+    label = model.name
+    draws = {name: np.asarray(v).reshape(-1) for name, v in post.human.items()}
+    n = next(iter(draws.values())).size
+    out = []
+    for i in rng.choice(n, size=min(int(k), n), replace=False):
+        c = float(draws[f"{label}.cost"][i]) if f"{label}.cost" in draws else float(model.cost)
+        d = float(draws[f"{label}.depth_cost"][i]) if f"{label}.depth_cost" in draws else float(model.depth_cost)
+        out.append(envelope.refine(beliefs, env.meta.params(c, d)))
+    return out
