@@ -205,6 +205,8 @@ class _ChunkedBayes:
     def fit(self, evidence: Any) -> Any:
         from irl.solvers.bayesian import posterior_from_draws
 
+        if _samples_through_envelope(evidence):
+            return self._fit_envelope(evidence[0])
         joint = self.solver.log_joint(evidence)
         draws = np.zeros((self.chains, 0, joint.dim))
         dens = np.zeros((self.chains, 0))
@@ -242,6 +244,40 @@ class _ChunkedBayes:
         info["resumed_from_draws"] = self.resumed_draws
         return posterior_from_draws(joint, draws, log_density=dens, info=info)
 
+    def _fit_envelope(self, ev: Any) -> Any:
+        """Deliberation traces under an exact meta-level model: MAP start, then HMC through an envelope.
+
+        Every likelihood evaluation of the exact model solves the meta-level MDP
+        (about 0.4 s on mouselab-312), so plain HMC would take hours; see
+        :func:`irl.envs.mouselab.posterior_with_envelope`. It samples in rounds
+        that are checked against exact solves, so there are no chunks to checkpoint.
+        """
+        from irl.envs import mouselab as ml
+        from irl.solvers.maxent import MaxEnt
+
+        if self.resume:
+            raise CLIError("--resume: posteriors of deliberation models are sampled in rounds through an envelope "
+                           "of exact meta-level solves and are not checkpointed; run again without --resume", code=2)
+        typer.echo(f"{ev.human.name} on {ev.mdp.name}: MAP start, then HMC through an envelope of exact "
+                   f"meta-level solves, in rounds checked at posterior draws", err=True)
+        start = MaxEnt(human=ev.human, prior=self.solver.prior).fit(ev.mdp, ev.observation)
+        fitted = {k.split(".", 1)[1]: v for k, v in start.human_params.items()}
+        envelope = ml.EnvelopeSolver(ev.mdp.meta.solver("exact"))
+        envelope.register(ev.observation.decisions()[0])
+        envelope.add(ev.mdp.meta.params(float(fitted.get("cost", ev.human.cost)),
+                                        float(fitted.get("depth_cost", ev.human.depth_cost))))
+        post, info = ml.posterior_with_envelope(ev.mdp, ev.observation, ev.human, envelope, samples=self.samples,
+                                                warmup=self.warmup, chains=self.chains, seed=self.seed,
+                                                init=np.asarray(start.info["x"]), callback=self.callback,
+                                                **self.solver.sampler_options)  # a round's iterations, warmup included
+        post.info.update(envelope_rounds=info["rounds"], exact_at_checked_draws=info["exact_at_checked_draws"],
+                         map_start=start.human_params, human=repr(ev.human), chains=self.chains, seed=self.seed,
+                         warmup=self.warmup, samples=self.samples)
+        if not info["exact_at_checked_draws"]:
+            typer.echo(f"Warning: the envelope was not exact at every checked draw after {info['rounds']} rounds "
+                       f"(largest gap {max(info['gaps'][-1]):.3g}); the posterior is approximate", err=True)
+        return post
+
     def _sample(self, joint: Any, n: int, warm: int, init: Any, seed: int,
                 callback: Callable[[int, int, str], None] | None) -> Any:
         from irl.solvers import samplers
@@ -252,6 +288,24 @@ class _ChunkedBayes:
         with samplers.torch_threads(1):
             return fn(joint, x0, samples=n, warmup=warm, seed=int(rng.integers(2 ** 31)), callback=callback,
                       **self.solver.sampler_options)
+
+
+def _samples_through_envelope(evidence: list) -> bool:
+    """Whether ``irl fit --solver bayes`` samples through an envelope of exact meta-level solves.
+
+    That is the case for one file of deliberation traces in a Mouselab
+    environment explained by an exact ``MetaBoltzmann`` on points (no reward
+    parameters); everything else is sampled by the chunked HMC.
+    """
+    from demos import DeliberationTraces
+    from human_models.cognitive import MetaBoltzmann
+    from irl.envs.mouselab import MouselabMDP
+
+    if len(evidence) != 1:
+        return False
+    ev = evidence[0]
+    return (isinstance(ev.mdp, MouselabMDP) and isinstance(ev.observation, DeliberationTraces)
+            and isinstance(ev.human, MetaBoltzmann) and ev.human.solver == "exact" and ev.human.values == "points")
 
 
 def _build_bayes(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
