@@ -501,3 +501,16 @@ def test_every_registered_human_model_with_beta_as_a_random_variable(name):
     key = f"{free.name}.beta"
     assert list(post.human) == [key] and post.draws(key).min() > 0
     assert np.all(np.isfinite(post.log_density)) and np.all(np.isfinite(post.theta))
+
+
+def test_one_init_point_is_spread_over_the_chains_and_per_chain_starts_are_kept():
+    """``init_radius`` applies around a (D,) ``init`` (it was ignored, so all chains began at one point)."""
+    env = tiny_env()
+    data = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=2, seed=0)
+    joint = irl.BayesianIRL().log_joint(irl.Evidence(env, data, hm.Boltzmann(2.0)))
+    rng = np.random.default_rng(0)
+    x = irl.BayesianIRL._start(joint, np.full(joint.dim, 0.5), 4, 0.3, rng)
+    assert x.shape == (4, joint.dim) and np.all(np.abs(x - 0.5) <= 0.3)
+    assert len({tuple(row) for row in x}) == 4  # four different starts
+    given = rng.normal(size=(4, joint.dim))
+    np.testing.assert_array_equal(irl.BayesianIRL._start(joint, given, 4, 0.3, rng), given)

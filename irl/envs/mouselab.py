@@ -1984,15 +1984,14 @@ def posterior_with_envelope(env: MouselabMDP, traces: Any, model: Any, envelope:
     beliefs = traces.decisions()[0]
     envelope.register(beliefs)
     rng = np.random.default_rng(seed)
-    starts = _chain_starts(init, chains, init_radius, rng)
     solver = BayesianIRL(human=model.with_solver(envelope), prior=None, **sampler_options)
     gaps: list[list[float]] = []
     full = int(scout) <= 0 or int(rounds) <= 1
     n_full = 0
     while True:
         n, w = (samples, warmup) if full else (min(int(scout), samples), min(int(scout), warmup))
-        post = solver.fit(env, traces, samples=n, warmup=w, chains=chains, seed=seed, init=starts, check=False,
-                          callback=callback)
+        post = solver.fit(env, traces, samples=n, warmup=w, chains=chains, seed=seed, init=init,
+                          init_radius=init_radius, check=False, callback=callback)
         gaps.append(_refine_at_draws(env, envelope, beliefs, model, post, check_draws, rng))
         n_full += full
         exact = max(gaps[-1]) <= tol
@@ -2001,16 +2000,6 @@ def posterior_with_envelope(env: MouselabMDP, traces: Any, model: Any, envelope:
         full = full or exact or len(gaps) == int(rounds) - 1
     return post, {"rounds": len(gaps), "full_rounds": n_full, "gaps": gaps, "seconds": time.perf_counter() - t0,
                   "exact_at_checked_draws": bool(exact)}
-
-
-def _chain_starts(init: Any, chains: int, radius: float, rng: np.random.Generator) -> Any:
-    """One start per chain: ``init`` ``(D,)`` plus uniform noise of ``radius`` (a ``(chains, D)`` init as given)."""
-    if init is None:
-        return None
-    x = np.asarray(init, dtype=np.float64)
-    if x.ndim != 1:
-        return x
-    return x + rng.uniform(-radius, radius, size=(int(chains), x.size))
 
 
 def _refine_at_draws(env: MouselabMDP, envelope: EnvelopeSolver, beliefs: np.ndarray, model: Any, post: Any,

@@ -186,11 +186,14 @@ class BayesianIRL:
         centre = joint.initial_point().numpy()
         if init is not None:
             given = np.asarray(init, dtype=np.float64)
-            if given.shape in ((joint.dim,), (chains, joint.dim)):
-                return np.broadcast_to(given, (chains, joint.dim)).copy()
-            raise ValueError(f"init must have shape ({joint.dim},) or ({chains}, {joint.dim}) = "
-                             f"[reward {joint.n_reward} + unconstrained human {len(joint.continuous)}]: "
-                             f"got {given.shape}")
+            if given.shape == (chains, joint.dim):  # one start per chain: as given
+                return given.copy()
+            if given.shape == (joint.dim,):  # one point: the centre of the chains' spread starts
+                centre = given
+            else:
+                raise ValueError(f"init must have shape ({joint.dim},) or ({chains}, {joint.dim}) = "
+                                 f"[reward {joint.n_reward} + unconstrained human {len(joint.continuous)}]: "
+                                 f"got {given.shape}")
         x0 = centre + rng.uniform(-radius, radius, size=(chains, joint.dim))
         with torch.no_grad():
             lp = joint(torch.from_numpy(x0)).numpy()
