@@ -14,7 +14,10 @@ apart:
 Capability flags tell solvers what a model can do (solvers branch on flags,
 never on classes): ``differentiable`` (gradients w.r.t. the reward exist),
 ``has_closed_form_gradient`` (the gradient is computed by an occupancy pass,
-not by unrolled autograd) and ``time_dependent`` (the policy depends on t).
+not by unrolled autograd), ``time_dependent`` (the policy depends on t) and
+``temperature`` (the name of a parameter that enters only as a factor of the
+reward, as ``beta`` does in ``pi(. | beta, r) = pi(. | 1, beta * r)``, or ``None``;
+Bayesian IRL then samples the reward in units of it, which removes the scale ridge).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class BaseHumanModel(ABC):
     name: ClassVar[str] = "human"
     differentiable: ClassVar[bool] = True
     has_closed_form_gradient: ClassVar[bool] = False
+    temperature: ClassVar[str | None] = None
 
     @property
     def time_dependent(self) -> bool:  # finite-horizon policies are time-indexed

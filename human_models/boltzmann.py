@@ -39,6 +39,7 @@ class Boltzmann(BaseHumanModel):
 
     name = "boltzmann"
     has_closed_form_gradient = True
+    temperature = "beta"  # the policy depends on (beta, r) only through beta * r
 
     def __init__(self, beta: float = 1.0) -> None:
         self.beta = positive_param("beta", beta)
@@ -77,6 +78,7 @@ class BoltzmannQ(BaseHumanModel):
 
     name = "boltzmann-q"
     has_closed_form_gradient = True
+    temperature = "beta"  # Q* is positively homogeneous in r: the policy depends only on beta * r
 
     def __init__(self, beta: float = 1.0) -> None:
         self.beta = positive_param("beta", beta)

@@ -163,86 +163,43 @@ def checkpoint_path(out: Path) -> Path:
     return out.with_name(out.stem + ".partial.npz")
 
 
-class _ChunkedBayes:
-    """Bayesian IRL run in chunks of draws, each chunk checkpointed next to ``--out``.
+class _BayesRun:
+    """``irl fit --solver bayes``: :meth:`irl.BayesianIRL.fit` with its checkpoint next to ``--out``.
 
-    The first chunk warms up for ``warmup`` iterations; the samplers cannot be
-    handed an adapted step size and mass matrix, so each later chunk (and a
-    resumed run) starts every chain at its last draw and re-adapts for a short
-    warmup of ``min(warmup, rewarmup)`` iterations, whose draws are discarded.
-    Starting from draws of the posterior, that re-adaptation keeps the chains
-    valid MCMC. A checkpoint is an ordinary :class:`irl.Posterior` file holding
-    all completed draws, so an interrupted run loses only the chunk in flight.
+    Checkpoints, resuming and the check that a checkpoint belongs to this run
+    live in the library (``BayesianIRL.fit(checkpoint=...)``); this class only
+    chooses the file, starts afresh unless ``--resume`` is given, and sends
+    deliberation traces under an exact meta-level model to the envelope sampler.
     """
 
     def __init__(self, solver: Any, *, samples: int, chains: int, warmup: int, seed: int, out: Path,
-                 resume: bool, checkpoint_every: int, callback: Callable[[int, int, str], None] | None,
-                 rewarmup: int = 50) -> None:
+                 resume: bool, checkpoint_every: int, callback: Callable[[int, int, str], None] | None) -> None:
         self.solver, self.samples, self.chains, self.warmup, self.seed = solver, samples, chains, warmup, seed
         self.out, self.resume, self.every, self.callback = Path(out), resume, checkpoint_every, callback
-        self.rewarmup = rewarmup
-        self.resumed_draws = 0
-
-    def _load_checkpoint(self, joint: Any) -> Any:
-        import irl
-
-        path = checkpoint_path(self.out)
-        if not path.exists():
-            raise CLIError(f"--resume: no checkpoint {path} to resume from (it is written while `irl fit "
-                           f"--solver bayes --out {self.out}` runs)")
-        part = irl.Posterior.load(str(path))
-        u = part.unconstrained
-        if u is None or u.ndim != 3 or u.shape[0] != self.chains or u.shape[2] != joint.dim:
-            got = None if u is None else u.shape
-            raise CLIError(f"--resume: checkpoint {path} holds draws of shape {got}, but this run needs "
-                           f"(chains={self.chains}, draws, D={joint.dim}); use the options of the interrupted run",
-                           code=2)
-        if u.shape[1] > self.samples:
-            raise CLIError(f"--resume: checkpoint {path} already holds {u.shape[1]} draws per chain, more than "
-                           f"--samples {self.samples}", code=2)
-        return part
 
     def fit(self, evidence: Any) -> Any:
-        from irl.solvers.bayesian import posterior_from_draws
-
         if _samples_through_envelope(evidence):
             return self._fit_envelope(evidence[0])
-        joint = self.solver.log_joint(evidence)
-        draws = np.zeros((self.chains, 0, joint.dim))
-        dens = np.zeros((self.chains, 0))
-        info: dict[str, Any] = {}
-        if self.resume:
-            part = self._load_checkpoint(joint)
-            draws = np.asarray(part.unconstrained, dtype=np.float64)
-            dens = (np.asarray(part.log_density, dtype=np.float64) if part.log_density is not None
-                    else np.full(draws.shape[:2], np.nan))
-            info = dict(part.info)
-            self.resumed_draws = draws.shape[1]
-        chunk_no = int(info.get("chunks", 0))
-        while draws.shape[1] < self.samples:
-            n = min(self.every, self.samples - draws.shape[1])
-            first = draws.shape[1] == 0
-            warm = self.warmup if first else min(self.warmup, self.rewarmup)
-            init = None if first else draws[:, -1]
-            done = draws.shape[1]
-            cb = None
-            if self.callback is not None:
-                def cb(i: int, total: int, phase: str, done: int = done, warm: int = warm) -> None:
-                    if i <= warm:  # warmup: its own count, so that the bar moves from the first iteration on
-                        self.callback(i, warm, "warmup")
-                    else:
-                        self.callback(done + i - warm, self.samples, phase)
-            res = self._sample(joint, n, warm, init, self.seed + 1000 * chunk_no, cb)
-            chunk_no += 1
-            draws = np.concatenate([draws, res.draws], axis=1)
-            dens = np.concatenate([dens, res.log_density], axis=1)
-            info = dict(res.info, human=repr(self.solver.human), prior=repr(self.solver.prior), chains=self.chains,
-                        n_evidence=len(joint.evidence), chunks=chunk_no, warmup=self.warmup, rewarmup=min(self.warmup, self.rewarmup),
-                        checkpoint_every=self.every, seed=self.seed, samples=int(draws.shape[1]))
-            if draws.shape[1] < self.samples:
-                posterior_from_draws(joint, draws, log_density=dens, info=info).save(str(checkpoint_path(self.out)))
-        info["resumed_from_draws"] = self.resumed_draws
-        return posterior_from_draws(joint, draws, log_density=dens, info=info)
+        path = checkpoint_path(self.out)
+        if self.resume and not path.exists():
+            raise CLIError(f"--resume: no checkpoint {path} to resume from (it is written while `irl fit "
+                           f"--solver bayes --out {self.out}` runs)")
+        if not self.resume and path.exists():
+            path.unlink()  # a fresh run never continues an old one
+        cb = None
+        if self.callback is not None:
+            def cb(i: int, total: int, phase: str) -> None:  # warmup on its own count, then draws
+                self.callback(*((i, self.warmup, phase) if phase == "warmup" else (i - self.warmup, self.samples, phase)))
+        try:
+            post = self.solver.fit(evidence, samples=self.samples, chains=self.chains, warmup=self.warmup,
+                                   seed=self.seed, check=False, callback=cb, checkpoint=str(path),
+                                   checkpoint_every=self.every)
+        except ValueError as e:
+            if "belongs to another run" in str(e) or "draws per chain, more than" in str(e):
+                raise CLIError(f"--resume: {_one_line(e)}", code=2) from None
+            raise
+        post.info.update(warmup=self.warmup, checkpoint_every=self.every)
+        return post
 
     def _fit_envelope(self, ev: Any) -> Any:
         """Deliberation traces under an exact meta-level model: MAP start, then HMC through an envelope.
@@ -278,17 +235,6 @@ class _ChunkedBayes:
                        f"(largest gap {max(info['gaps'][-1]):.3g}); the posterior is approximate", err=True)
         return post
 
-    def _sample(self, joint: Any, n: int, warm: int, init: Any, seed: int,
-                callback: Callable[[int, int, str], None] | None) -> Any:
-        from irl.solvers import samplers
-
-        rng = np.random.default_rng(seed)
-        x0 = self.solver._start(joint, init, self.chains, 2.0, rng)
-        fn = {"hmc": samplers.hmc, "policywalk": samplers.policywalk}[self.solver.sampler]
-        with samplers.torch_threads(1):
-            return fn(joint, x0, samples=n, warmup=warm, seed=int(rng.integers(2 ** 31)), callback=callback,
-                      **self.solver.sampler_options)
-
 
 def _samples_through_envelope(evidence: list) -> bool:
     """Whether ``irl fit --solver bayes`` samples through an envelope of exact meta-level solves.
@@ -315,8 +261,8 @@ def _build_bayes(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
 
     solver = irl.BayesianIRL(human, prior="default" if prior is None else prior, reward_model=reward_model,
                              sampler="hmc")
-    return _ChunkedBayes(solver, samples=samples, chains=chains, warmup=warmup, seed=seed, out=out, resume=resume,
-                         checkpoint_every=checkpoint_every, callback=callback)
+    return _BayesRun(solver, samples=samples, chains=chains, warmup=warmup, seed=seed, out=out, resume=resume,
+                     checkpoint_every=checkpoint_every, callback=callback)
 
 
 register_solver("bayes", _build_bayes,

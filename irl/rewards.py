@@ -18,10 +18,17 @@ __all__ = ["RewardModel", "TabularReward", "LinearReward", "default_reward_model
 
 
 class RewardModel(ABC):
-    """Base class: ``n_params``, ``__call__(theta) -> (..., S, A)`` and parameter names."""
+    """Base class: ``n_params``, ``__call__(theta) -> (..., S, A)`` and parameter names.
+
+    ``homogeneous`` declares ``reward(c * theta) = c * reward(theta)`` for every
+    ``c > 0`` (linear and tabular models; not a model with a fixed offset or a
+    neural network), which lets Bayesian IRL sample the reward in units of the
+    human's temperature.
+    """
 
     n_states: int
     n_actions: int
+    homogeneous: bool = False
 
     @property
     @abstractmethod
@@ -59,6 +66,8 @@ class TabularReward(RewardModel):
         torch.Size([3, 2])
     """
 
+    homogeneous = True
+
     def __init__(self, n_states: int, n_actions: int, *, state_only: bool = True) -> None:
         self.n_states, self.n_actions, self.state_only = int(n_states), int(n_actions), bool(state_only)
 
@@ -88,6 +97,8 @@ class LinearReward(RewardModel):
         >>> m.n_params == env.n_features
         True
     """
+
+    homogeneous = True
 
     def __init__(self, features: Any, n_actions: int | None = None, *, names: list[str] | None = None) -> None:
         f = np.asarray(features, dtype=np.float64)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 import demos
 import human_models as hm
 import irl
-from irl.cli import SOLVERS, _ChunkedBayes, app, checkpoint_path
+import irl.solvers.bayesian as bayesian
+from irl.cli import SOLVERS, app, checkpoint_path
 from irl.plan import load_policy
 
 ENV = "gridworld-5x5"
@@ -45,7 +46,7 @@ def test_fit_saves_a_posterior_and_plan_uses_its_mean(data_file: Path, tmp_path:
     assert "goal" in res.output and "rhat" in res.output and f"Saved to {out}" in res.output
     post = irl.Posterior.load(str(out))
     assert post.theta.shape == (2, 12, 4)
-    assert post.info["chunks"] == 3 and post.info["env"] == ENV and post.info["prior_spec"] == "laplace:scale=1"
+    assert post.info["checkpoint_every"] == 5 and post.info["env"] == ENV and post.info["prior_spec"] == "laplace:scale=1"
     assert not checkpoint_path(out).exists()  # the checkpoint is removed once the run is complete
     # the goal weight is the largest posterior-mean weight, as in the true reward (goal, plain, mud, water)
     assert int(np.argmax(post.theta_mean)) == 0
@@ -61,30 +62,68 @@ def test_fit_saves_a_posterior_and_plan_uses_its_mean(data_file: Path, tmp_path:
 
 def test_interrupted_run_resumes_from_its_checkpoint(data_file: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = tmp_path / "whole.npz"
+    assert invoke("fit", data_file, *FIT, "--samples", 8, "--checkpoint-every", 4, "--out", whole).exit_code == 0
     out = tmp_path / "posterior.npz"
-    real = _ChunkedBayes._sample
+    real = bayesian._save_checkpoint
     calls = []
 
-    def interrupted(self, *args, **kwargs):
+    def killed_at_the_second_write(*args, **kwargs):  # the run dies after 4 draws are safely on disk
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(_ChunkedBayes, "_sample", interrupted)
+    monkeypatch.setattr(bayesian, "_save_checkpoint", killed_at_the_second_write)
     res = invoke("fit", data_file, *FIT, "--samples", 8, "--checkpoint-every", 4, "--out", out)
     assert res.exit_code == 130 and not out.exists()
-    partial = irl.Posterior.load(str(checkpoint_path(out)))
-    assert partial.theta.shape == (2, 4, 4)
-    monkeypatch.setattr(_ChunkedBayes, "_sample", real)
+    assert bayesian.load_checkpoint_draws(checkpoint_path(out)).shape == (2, 4, 4)
+    monkeypatch.setattr(bayesian, "_save_checkpoint", real)
     res = invoke("fit", data_file, *FIT, "--samples", 8, "--checkpoint-every", 4, "--out", out, "--resume")
     assert res.exit_code == 0, res.output
     assert "resumed after 4 draws per chain" in res.output
     post = irl.Posterior.load(str(out))
-    assert post.theta.shape == (2, 8, 4)
-    np.testing.assert_array_equal(post.theta[:, :4], partial.theta)  # nothing completed was lost
-    assert not np.array_equal(post.theta[:, 4:], partial.theta)  # and the chains moved on
-    assert post.info["resumed_from_draws"] == 4 and not checkpoint_path(out).exists()
+    assert post.theta.shape == (2, 8, 4) and post.info["resumed_from_draws"] == 4
+    np.testing.assert_array_equal(post.unconstrained, irl.Posterior.load(str(whole)).unconstrained)  # bit-identical
+    assert not checkpoint_path(out).exists()
+
+
+@pytest.mark.parametrize("option, value, named", [
+    ("--seed", "4", "seed: checkpoint 3, this run 4"),
+    ("--human", "boltzmann:beta=3", "human: checkpoint ['Boltzmann(beta=2.0)'], this run ['Boltzmann(beta=3.0)']"),
+    ("--prior", "gaussian:scale=1", "prior: checkpoint 'Laplace(loc=0.0, scale=1.0)', this run "
+                                    "'Gaussian(loc=0.0, scale=1.0)'"),
+    ("--warmup", "16", "warmup: checkpoint 15, this run 16"),
+    ("--chains", "3", "chains: checkpoint 2, this run 3"),
+    ("data", None, "data: checkpoint"),
+])
+def test_resume_refuses_a_checkpoint_of_another_run(data_file: Path, tmp_path: Path, option: str, value: str,
+                                                    named: str) -> None:
+    out = tmp_path / "posterior.npz"
+    partial = checkpoint_path(out)
+    args = list(FIT)
+    data = data_file
+    if option == "data":
+        data = tmp_path / "other.npz"
+        env = irl.envs.make(ENV)
+        demos.save(demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=40, seed=1), data)
+    else:
+        args[args.index(option) + 1] = value
+    _rerun_keeping_checkpoint(data_file, out, partial)
+    res = invoke("fit", data, *args, "--samples", 4, "--checkpoint-every", 2, "--out", out, "--resume")
+    assert res.exit_code == 2 and named in " ".join(res.output.split()), res.output
+    assert "belongs to another run" in res.output and "Traceback" not in res.output
+
+
+def _rerun_keeping_checkpoint(data_file: Path, out: Path, partial: Path) -> None:
+    """The checkpoint the FIT command leaves (as if killed before writing --out), written through the library."""
+    import priors
+
+    env = irl.envs.make(ENV)
+    solver = irl.BayesianIRL(hm.Boltzmann(2.0), prior=priors.Laplace(0.0, 1.0), sampler="hmc")
+    solver.fit([irl.Evidence(env, demos.load(data_file), hm.Boltzmann(2.0))], samples=4, chains=2, warmup=15, seed=3,
+               check=False, checkpoint=str(partial), checkpoint_every=2)
+    assert partial.exists()
 
 
 def test_resume_without_checkpoint_and_sampling_options_on_maxent_fail_cleanly(data_file: Path,
@@ -97,15 +136,14 @@ def test_resume_without_checkpoint_and_sampling_options_on_maxent_fail_cleanly(d
 
 
 def test_progress_counts_warmup_iterations_then_draws(data_file: Path, tmp_path: Path) -> None:
-    """The progress callback moves during warmup too (its own count), then counts draws across chunks."""
+    """The progress callback moves during warmup (its own count), then counts draws."""
+    from irl.cli import _BayesRun
+
     env = irl.envs.make(ENV)
     seen: list[tuple[int, int, str]] = []
     solver = irl.BayesianIRL(hm.Boltzmann(2.0), sampler="hmc")
-    run = _ChunkedBayes(solver, samples=6, chains=2, warmup=4, seed=0, out=tmp_path / "p.npz", resume=False,
-                        checkpoint_every=3, callback=lambda i, n, phase: seen.append((i, n, phase)), rewarmup=2)
+    run = _BayesRun(solver, samples=3, chains=2, warmup=4, seed=0, out=tmp_path / "p.npz", resume=False,
+                    checkpoint_every=2, callback=lambda i, n, phase: seen.append((i, n, phase)))
     run.fit([irl.Evidence(env, demos.load(data_file), hm.Boltzmann(2.0))])
-    first_chunk = seen[:7]
-    assert first_chunk == [(1, 4, "warmup"), (2, 4, "warmup"), (3, 4, "warmup"), (4, 4, "warmup"),
-                           (1, 6, "sampling"), (2, 6, "sampling"), (3, 6, "sampling")], seen
-    assert seen[7:] == [(1, 2, "warmup"), (2, 2, "warmup"), (4, 6, "sampling"), (5, 6, "sampling"),
-                        (6, 6, "sampling")], seen
+    assert seen == [(1, 4, "warmup"), (2, 4, "warmup"), (3, 4, "warmup"), (4, 4, "warmup"),
+                    (1, 3, "sampling"), (2, 3, "sampling"), (3, 3, "sampling")], seen

@@ -278,7 +278,8 @@ def _leapfrog(ev: Any, mm: "_Metric", x: np.ndarray, p: np.ndarray, grad: np.nda
 
 def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: int = 0,
         target_accept: float = 0.8, max_leapfrog: int = 256, metric: str = "auto", groups: Any = None,
-        indexed: bool = False, callback: Callback | None = None) -> SamplerResult:
+        indexed: bool = False, callback: Callback | None = None, state: dict | None = None,
+        checkpoint: Callable[[dict], None] | None = None, checkpoint_every: int = 100) -> SamplerResult:
     """Hamiltonian Monte Carlo with all chains advanced together (one batched call per leapfrog step).
 
     Warmup adapts, per chain, the step size by dual averaging toward
@@ -312,6 +313,14 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
             in one batch).
         indexed: call ``log_density(x, chains)`` with the chain index of each row.
         callback: called as ``callback(iteration, total, phase)``.
+        state: a sampling state handed to ``checkpoint`` by an earlier run with the
+            same arguments: the run continues from it (no new warmup) and gives
+            exactly the draws the uninterrupted run gives.
+        checkpoint: called as ``checkpoint(state)`` after every ``checkpoint_every``
+            draws per chain (and after the last): ``state`` is a dict of numpy arrays
+            and JSON-serialisable values (the draws so far, the chains' positions,
+            step sizes, mass matrices, trajectory times and the generator's state).
+        checkpoint_every: draws per chain between checkpoints.
 
     Returns:
         :class:`SamplerResult`; ``info`` has the adapted ``step_size (C,)``,
@@ -339,15 +348,18 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
     c, d = x.shape
     gidx, ng = _group_index(groups, c)
     rng = np.random.default_rng(seed)
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1: got {checkpoint_every}")
     ev = _Evaluator(log_density, d, indexed)
-    logp, grad = ev(x, grad=True, strict=True)
-    if not np.all(np.isfinite(logp)):
-        bad = np.flatnonzero(~np.isfinite(logp)).tolist()
-        raise ValueError(f"the log-density is not finite at the starting point of chains {bad} "
-                         f"(check the prior's support and the initial values)")
     if metric not in ("auto", "dense", "diag"):
         raise ValueError(f"metric must be 'auto', 'dense' or 'diag': got {metric!r}")
     mm = _Metric(c, d, metric == "dense" or (metric == "auto" and d <= 64))
+    if state is None:
+        logp, grad = ev(x, grad=True, strict=True)
+        if not np.all(np.isfinite(logp)):
+            bad = np.flatnonzero(~np.isfinite(logp)).tolist()
+            raise ValueError(f"the log-density is not finite at the starting point of chains {bad} "
+                             f"(check the prior's support and the initial values)")
 
     def find_step(eps: np.ndarray) -> np.ndarray:
         """Double or halve each chain's step until one leapfrog step's acceptance crosses 1/2."""
@@ -373,7 +385,7 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
             eps[move] = np.clip(eps[move] * np.where(direction[move] > 0, 2.0, 0.5), 1e-10, 1e3)
         return eps
 
-    eps = eps_reset = find_step(np.full(c, 0.1))
+    eps = eps_reset = find_step(np.full(c, 0.1)) if state is None else np.ones(c)
     gamma, t0, kappa = 0.05, 10.0, 0.75  # dual averaging constants of Hoffman & Gelman (2014)
     mu, hbar, log_eps_bar, da_t = np.log(10 * eps), np.zeros(c), np.log(eps), 0
     windows = warmup_windows(warmup)
@@ -390,8 +402,14 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
     div_out = np.zeros((c, samples), dtype=bool)
     total = warmup + samples
     time_table: list[np.ndarray] = []
+    start = 0
+    if state is not None:
+        start = warmup + _restore_hmc(state, mm, rng, ev, (c, d), ng, draws, dens, acc_out, nstep_out, div_out)
+        x, logp, grad = (np.array(state[k], dtype=np.float64) for k in ("x", "logp", "grad"))
+        eps = np.array(state["step_size"], dtype=np.float64)
+        time_table = [np.asarray(t, dtype=np.float64) for t in state["trajectory_times"]]
 
-    for it in range(total):
+    for it in range(start, total):
         sampling = it >= warmup
         if sampling and it == warmup:
             for g in range(ng):  # fall back to older times if the final buffer was too short
@@ -477,6 +495,14 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
             j = it - warmup
             draws[:, j], dens[:, j] = x, logp
             acc_out[:, j], nstep_out[:, j], div_out[:, j] = alpha, taken, diverged
+            if checkpoint is not None and ((j + 1) % checkpoint_every == 0 or j + 1 == samples):
+                checkpoint({"draws": draws[:, :j + 1].copy(), "log_density": dens[:, :j + 1].copy(),
+                            "accept_prob": acc_out[:, :j + 1].copy(), "n_steps": nstep_out[:, :j + 1].copy(),
+                            "diverging": div_out[:, :j + 1].copy(), "x": x.copy(), "logp": logp.copy(),
+                            "grad": grad.copy(), "step_size": eps.copy(), "inv_mass": mm.cov.copy(),
+                            "inv_mass_chol": None if mm.chol is None else mm.chol.copy(),
+                            "trajectory_times": [t.tolist() for t in time_table],
+                            "rng": rng.bit_generator.state, "calls": ev.calls, "evaluations": ev.evaluations})
         if callback is not None:
             callback(it + 1, total, "sampling" if sampling else "warmup")
 
@@ -489,6 +515,31 @@ def hmc(log_density: LogDensity, x0: Any, *, samples: int, warmup: int, seed: in
               "gradient_evaluations": ev.evaluations, "divergences": int(div_out.sum()),
               "mean_accept_prob": float(acc_out.mean()), "mean_leapfrog_steps": float(nstep_out.mean()),
               "warmup": warmup, "samples": samples, "seconds": time.perf_counter() - t_start})
+
+
+def _restore_hmc(state: dict, mm: "_Metric", rng: np.random.Generator, ev: _Evaluator, shape: tuple[int, int],
+                 ng: int, *outs: np.ndarray) -> int:
+    """Load a checkpointed sampling state of :func:`hmc` into the run; returns the draws already taken."""
+    c, d = shape
+    done = np.asarray(state["draws"]).shape[1] if np.ndim(state["draws"]) == 3 else -1
+    want = {"draws": (c, done, d), "log_density": (c, done), "accept_prob": (c, done), "n_steps": (c, done),
+            "diverging": (c, done), "x": (c, d), "logp": (c,), "grad": (c, d), "step_size": (c,),
+            "inv_mass": (c, d, d) if mm.dense else (c, d)}
+    for k, shp in want.items():
+        got = np.shape(state.get(k))
+        if got != shp:
+            raise ValueError(f"hmc state[{k!r}] must have shape {shp} for {c} chains in {d} dimensions: got {got}")
+    if not 0 < done <= outs[0].shape[1] or len(state["trajectory_times"]) != ng:
+        raise ValueError(f"hmc state holds {done} draws per chain and {len(state['trajectory_times'])} trajectory "
+                         f"tables: expected 1..{outs[0].shape[1]} draws and {ng} tables")
+    for out, k in zip(outs, ("draws", "log_density", "accept_prob", "n_steps", "diverging")):
+        out[:, :done] = state[k]
+    mm.cov = np.array(state["inv_mass"], dtype=np.float64)
+    if mm.dense:
+        mm.chol = np.array(state["inv_mass_chol"], dtype=np.float64)
+    rng.bit_generator.state = state["rng"]
+    ev.calls, ev.evaluations = int(state["calls"]), int(state["evaluations"])
+    return done
 
 
 # ---------------------------------------------------------------- PolicyWalk
