@@ -220,12 +220,14 @@ class PosteriorSummary(dict):
 
     ``str(summary)`` (or the REPL display of ``post.summary()``) is an aligned
     text table with a ``!`` next to every parameter that fails the convergence
-    rule of :class:`Posterior`.
+    rule of :class:`Posterior`, and the number of divergent transitions after
+    warmup (``divergences``, when the sampler reported it; any makes the fit not converged).
     """
 
-    def __init__(self, rows: dict[str, dict[str, float]], prob: float, flags: dict[str, list[str]]) -> None:
+    def __init__(self, rows: dict[str, dict[str, float]], prob: float, flags: dict[str, list[str]],
+                 divergences: int | None = None) -> None:
         super().__init__(rows)
-        self.prob, self.flags = prob, flags
+        self.prob, self.flags, self.divergences = prob, flags, divergences
 
     def table(self) -> str:
         """The aligned text table."""
@@ -239,6 +241,8 @@ class PosteriorSummary(dict):
         widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
         out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
                for r in lines]
+        if self.divergences is not None:
+            out.append(f"divergent transitions after warmup: {self.divergences}")
         if self.flags:
             out.append("! not converged: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in self.flags.items()))
         return "\n".join(out)
@@ -450,7 +454,8 @@ class Posterior:
             rows[k] = {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else float("nan"),
                        "q_lo": float(lo), "median": float(med), "q_hi": float(hi), "rhat": rhat(a),
                        "ess_bulk": ess_bulk(a), "ess_tail": ess_tail(a)}
-        return PosteriorSummary(rows, prob, self.problems())
+        div = self.info.get("divergences")
+        return PosteriorSummary(rows, prob, self.problems(), None if div is None else int(div))
 
     # ------------------------------------------------------------- behaviour
     @property

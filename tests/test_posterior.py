@@ -199,3 +199,15 @@ def test_posterior_is_exported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Posterior(theta=np.random.default_rng(0).normal(size=(4, 500, 1))).check()
+
+
+def test_divergences_are_counted_in_the_summary_and_make_a_fit_unconverged():
+    rng = np.random.default_rng(0)
+    clean = irl.Posterior(theta=rng.normal(size=(4, 1000, 1)), info={"divergences": 0})
+    assert clean.converged and "divergent transitions after warmup: 0" in str(clean.summary())
+    bad = irl.Posterior(theta=clean.theta, info={"divergences": 3})
+    assert not bad.converged and bad.summary().divergences == 3
+    assert "divergent transitions after warmup: 3" in str(bad.summary())
+    with pytest.warns(irl.ConvergenceWarning, match="3 divergent transitions after warmup"):
+        bad.check()
+    assert "divergent" not in str(irl.Posterior(theta=clean.theta).summary())  # not reported: not shown
