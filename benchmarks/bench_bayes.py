@@ -10,6 +10,8 @@ Samplers compared (4 chains each):
 
 * ``hmc``             the built-in HMC, chains advanced together (one batched call per leapfrog step);
 * ``hmc-sequential``  the same sampler run one chain at a time (what batching buys);
+* ``hmc-centred``     the same sampler in the original coordinates ``(theta, log beta)``
+                      (``reparam="none"``): what sampling the reward in units of beta buys;
 * ``policywalk``      PolicyWalk (Ramachandran & Amir 2007), chains batched;
 * ``nuts``            pyro's NUTS with a potential function, chains one after another
                       (only when pyro-ppl is installed).
@@ -46,9 +48,10 @@ def problem(side: int, n_demos: int, seed: int = 0):
     return env, data
 
 
-def run(sampler: str, env, data, *, chains: int, samples: int, warmup: int, seed: int, sequential: bool = False):
+def run(sampler: str, env, data, *, chains: int, samples: int, warmup: int, seed: int, sequential: bool = False,
+        reparam: str = "auto"):
     solver = irl.BayesianIRL(human=hm.Boltzmann(beta=priors.LogNormal(0.5, 0.5)), prior=priors.Gaussian(0, 1),
-                             sampler=sampler)
+                             sampler=sampler, reparam=reparam)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # judged below from the numbers
@@ -66,11 +69,12 @@ def run(sampler: str, env, data, *, chains: int, samples: int, warmup: int, seed
     tail = min(ess_tail(draws[..., i]) for i in range(k))
     rh = max(rhat(draws[..., i]) for i in range(k))
     n = draws.shape[0] * draws.shape[1]
-    name = sampler + ("-sequential" if sequential else "")
+    name = sampler + ("-sequential" if sequential else "") + ("-centred" if reparam == "none" else "")
     return {"case": f"bayes-{name}", "sampler": name, "ours_s": round(seconds, 2), "seconds": round(seconds, 2),
             "draws": n, "min_ess_bulk": round(bulk, 1), "min_ess_tail": round(tail, 1), "max_rhat": round(rh, 4),
             "ess_per_s": round(bulk / seconds, 3), "draws_per_min": round(n / seconds * 60, 1),
             "calls": info.get("calls"), "mean_leapfrog_steps": info.get("mean_leapfrog_steps"),
+            "divergences": info.get("divergences"), "reparam": info.get("reparam"),
             "mean_accept_prob": round(float(info.get("mean_accept_prob", float("nan"))), 3)}
 
 
@@ -83,7 +87,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=300, help="HMC / NUTS warmup per chain")
     ap.add_argument("--pw-samples", type=int, default=6000, help="PolicyWalk steps per chain")
     ap.add_argument("--pw-warmup", type=int, default=2000)
-    ap.add_argument("--samplers", nargs="+", default=["hmc", "hmc-sequential", "policywalk", "nuts"])
+    ap.add_argument("--samplers", nargs="+", default=["hmc", "hmc-centred", "hmc-sequential", "policywalk", "nuts"])
     ap.add_argument("--quick", action="store_true", help="a quarter of the draws")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the rows to this file")
@@ -106,9 +110,9 @@ def main() -> None:
                 row = run("policywalk", env, data, chains=args.chains, samples=args.pw_samples // q,
                           warmup=args.pw_warmup // q, seed=args.seed)
             else:
-                row = run(name.replace("-sequential", ""), env, data, chains=args.chains,
+                row = run(name.replace("-sequential", "").replace("-centred", ""), env, data, chains=args.chains,
                           samples=args.samples // q, warmup=args.warmup // q, seed=args.seed,
-                          sequential=name.endswith("-sequential"))
+                          sequential=name.endswith("-sequential"), reparam="none" if name.endswith("-centred") else "auto")
             row["states"] = env.n_states
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -582,7 +582,6 @@ def _sbc_scale_draws(replicates: int, seed: int, samples: int, warmup: int):
                            samples=samples, warmup=warmup, seed=seed + 2, indexed=True,
                            groups=np.arange(replicates * chains) // chains)
     draws, _ = rp.to_joint_draws(res.draws, res.log_density)
-    draws[..., 4] = draws[..., 4]  # u = log beta, as in the truth
     return draws.reshape(replicates, -1, 5), truth, res.info["divergences"]
 
 
