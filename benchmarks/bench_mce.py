@@ -1,9 +1,17 @@
 #!/usr/bin/env python
 """Side-by-side benchmark: pluggable-irl against imitation 1.0.1's tabular MCE IRL.
 
-Both libraries run in this one process on the same random sparse MDPs
-(``A = 4`` actions, branching 4, finite horizon ``H = 50``, a state reward linear
-in ``F = 16`` random features). For every size ``|S|`` it times
+Both libraries run on the same random sparse MDPs (``A = 4`` actions, branching 4,
+finite horizon ``H = 50``, a state reward linear in ``F = 16`` random features),
+**each in its own fresh processes** (:func:`run_size`): first one process checks
+that every planner backend of ours and imitation agree on the MDP; then rounds
+alternate a fresh process per library and backend (ours on numba, ours on numpy,
+imitation, ours on numba, ...), each reporting the median of its timed runs, so
+that neither library's memory or threads disturb the other and both see the same
+load. The machine's load average is recorded before and after every process.
+Times are medians over rounds with their spread (interquartile range / median);
+a ratio is printed only when both spreads are at most ``--max-spread``, else the
+table says "noisy". For every size ``|S|`` it times
 
 * ``svi_occ``: one soft value iteration and one occupancy pass.
   Ours: :func:`irl.planning.soft_value_iteration` + :func:`irl.planning.occupancy_measure`.
@@ -36,9 +44,11 @@ Ours alone (imitation cannot run these: its dense transition tensor would need
   occupancy (Newton's method with Krylov or sparse LU solves) against our own
   plain value iteration (``vi_only_s``), which needs ~2300 sweeps.
 
-Before any timing is trusted, both libraries' outputs are compared on the same
+Before any timing, both libraries' outputs are compared on the same
 MDP (:func:`compare_with_imitation`); the benchmark stops if they disagree.
-Every case that has a target in issue 7 carries it (``target_s`` or
+With numba installed, ``numba_compile`` reports the seconds to the first result
+in a fresh process with an empty kernel cache (compilation) and with a warm one.
+Every case that has a target carries it (``target_s`` or
 ``target_batch_ratio``) and ``meets_target``.
 
 Output: one JSON line per case on stdout,
@@ -53,7 +63,8 @@ its dense transition tensor, whose size is ``anchor_dense_mb``.
 Usage::
 
     python benchmarks/bench_mce.py              # every case: 100 .. 10^4 side by side, 10^5 and 10^6 ours
-    python benchmarks/bench_mce.py --quick      # 100, 1000 side by side, 10^5 ours (under 2 minutes)
+    python benchmarks/bench_mce.py --quick      # 100, 1000 side by side (3 rounds), 10^5 ours, batch, discounted
+    python benchmarks/bench_mce.py --sizes 1000 --rounds 9 --max-spread 0.1   # more rounds, a stricter gate
     python benchmarks/bench_mce.py --sizes 500 2000 --repeat 7   # only the side-by-side cases
     python benchmarks/bench_mce.py --sizes 1000 --large 100000 --batch-states 1000
 
