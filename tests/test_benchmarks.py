@@ -103,8 +103,9 @@ def test_fits_reach_their_own_gap_as_the_harness_measures_it(small):
     assert np.abs(theirs["theta"] - small.theta).max() < 0.5
 
 
+@pytest.mark.slow  # seven fresh processes, three of them importing imitation: about a minute
 def test_main_prints_one_json_line_per_case_with_consistent_ratios():
-    """Side by side in fresh processes (agreement checked first), both planner backends, rounds interleaved."""
+    """Side by side in fresh processes (agreement checked first), rounds interleaved, the noise gate."""
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         records = bench.main(["--sizes", "25", "--repeat", "1", "--budget", "0.5", "--gap", "1e-2",
