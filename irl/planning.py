@@ -101,7 +101,8 @@ def set_backend(name: str) -> str:
     * ``"numba"``: one compiled kernel per pass (backward induction, value-iteration
       sweep, occupancy), the whole time loop inside, batched over hypotheses.
       Needs the ``fast`` extra (numba); the first call in a fresh environment
-      compiles the kernels (a few seconds, cached on disk afterwards).
+      compiles the kernels (6-17 s measured on a loaded 2-core machine; cached on disk,
+      after which a new process loads them in under a second).
     * ``"numpy"``: numpy/scipy calls per time step (the reference implementation).
     * ``"auto"`` (the default): ``"numba"`` when numba can be imported, else ``"numpy"``.
 
