@@ -1,9 +1,17 @@
 #!/usr/bin/env python
 """Side-by-side benchmark: pluggable-irl against imitation 1.0.1's tabular MCE IRL.
 
-Both libraries run in this one process on the same random sparse MDPs
-(``A = 4`` actions, branching 4, finite horizon ``H = 50``, a state reward linear
-in ``F = 16`` random features). For every size ``|S|`` it times
+Both libraries run on the same random sparse MDPs (``A = 4`` actions, branching 4,
+finite horizon ``H = 50``, a state reward linear in ``F = 16`` random features),
+**each in its own fresh processes** (:func:`run_size`): first one process checks
+that every planner backend of ours and imitation agree on the MDP; then rounds
+alternate a fresh process per library and backend (ours on numba, ours on numpy,
+imitation, ours on numba, ...), each reporting the median of its timed runs, so
+that neither library's memory or threads disturb the other and both see the same
+load. The machine's load average is recorded before and after every process.
+Times are medians over rounds with their spread (interquartile range / median);
+a ratio is printed only when both spreads are at most ``--max-spread``, else the
+table says "noisy". For every size ``|S|`` it times
 
 * ``svi_occ``: one soft value iteration and one occupancy pass.
   Ours: :func:`irl.planning.soft_value_iteration` + :func:`irl.planning.occupancy_measure`.
@@ -36,9 +44,11 @@ Ours alone (imitation cannot run these: its dense transition tensor would need
   occupancy (Newton's method with Krylov or sparse LU solves) against our own
   plain value iteration (``vi_only_s``), which needs ~2300 sweeps.
 
-Before any timing is trusted, both libraries' outputs are compared on the same
+Before any timing, both libraries' outputs are compared on the same
 MDP (:func:`compare_with_imitation`); the benchmark stops if they disagree.
-Every case that has a target in issue 7 carries it (``target_s`` or
+With numba installed, ``numba_compile`` reports the seconds to the first result
+in a fresh process with an empty kernel cache (compilation) and with a warm one.
+Every case that has a target carries it (``target_s`` or
 ``target_batch_ratio``) and ``meets_target``.
 
 Output: one JSON line per case on stdout,
@@ -53,7 +63,8 @@ its dense transition tensor, whose size is ``anchor_dense_mb``.
 Usage::
 
     python benchmarks/bench_mce.py              # every case: 100 .. 10^4 side by side, 10^5 and 10^6 ours
-    python benchmarks/bench_mce.py --quick      # 100, 1000 side by side, 10^5 ours (under 2 minutes)
+    python benchmarks/bench_mce.py --quick      # 100, 1000 side by side (3 rounds), 10^5 ours, batch, discounted
+    python benchmarks/bench_mce.py --sizes 1000 --rounds 9 --max-spread 0.1   # more rounds, a stricter gate
     python benchmarks/bench_mce.py --sizes 500 2000 --repeat 7   # only the side-by-side cases
     python benchmarks/bench_mce.py --sizes 1000 --large 100000 --batch-states 1000
 
@@ -67,11 +78,14 @@ import gc
 import json
 import os
 import platform
+import importlib.util
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -520,87 +534,252 @@ def warm_up(anchor: bool) -> None:
         fit_imitation(prob, env, 1e-3, cap_s=60.0, max_iter=3)
 
 
+# --------------------------------------------------------------------------- isolation
+#: marks the one result line a worker prints on stdout
+WORKER_MARK = "BENCH_WORKER_RESULT "
+#: a ratio is printed only when both sides' spread (interquartile range / median over rounds) is at most this
+MAX_SPREAD = 0.15
+
+
+def load_1min() -> float | None:
+    """The machine's 1-minute load average (``None`` where the platform has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def spread_stats(samples: list[float]) -> dict[str, Any]:
+    """Median, relative interquartile range (IQR / median), fastest and count of timing samples."""
+    a = np.asarray(samples, dtype=np.float64)
+    med = float(np.median(a))
+    q1, q3 = np.percentile(a, [25, 75])
+    spread = None if a.size < 2 else (float((q3 - q1) / med) if med > 0 else float("inf"))
+    return {"median": med, "spread": spread, "min": float(a.min()), "n": int(a.size)}
+
+
+def gated_ratio(ours: dict[str, Any], anchor: dict[str, Any], max_spread: float = MAX_SPREAD
+                ) -> tuple[float | None, str | None]:
+    """``(anchor median / ours median, None)`` when both spreads are small, else ``(None, why it is noisy)``.
+
+    A spread needs at least two samples (fresh processes); with one, it is unknown and so is the ratio.
+    """
+    if ours["n"] < 2 or anchor["n"] < 2:
+        return None, f"noisy: {min(ours['n'], anchor['n'])} sample(s), spread unknown"
+    if ours["spread"] > max_spread or anchor["spread"] > max_spread:
+        return None, (f"noisy: spread (IQR/median) ours {ours['spread']:.0%}, imitation {anchor['spread']:.0%}"
+                      f" > {max_spread:.0%}")
+    return anchor["median"] / ours["median"], None
+
+
+def spawn(spec: dict[str, Any], *, env: dict[str, str] | None = None, timeout: float = 3600.0) -> dict[str, Any]:
+    """Run :func:`run_worker` on ``spec`` in a fresh interpreter; its result, with the load before and after."""
+    before = load_1min()
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+                         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(WORKER_MARK)]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark worker {spec} failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
+    res = json.loads(lines[-1][len(WORKER_MARK):])
+    res["load_before"], res["load_after"] = before, load_1min()
+    return res
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One library's measurements in this (fresh) process; ``spec`` says which.
+
+    ``spec["lib"]``: ``"ours"`` (cases ``svi_occ``, ``svi_occ_autodiff``, ``maxent_fit`` on
+    ``spec["backend"]``), ``"imitation"`` (``svi_occ``, ``maxent_fit``), ``"check"``
+    (the agreement check: every backend of ours against the others and against imitation,
+    raising if they disagree) or ``"compile"`` (seconds to the first planner result on a
+    tiny MDP: numba's compilation, or its cache load when the cache is warm).
+    Each timed case starts with an untimed run (its peak memory, ``cold_s``), after a
+    warm-up of the same code on a 20-state MDP (``setup_s``: lazy imports, compilation).
+    """
+    torch.set_num_threads(spec.get("torch_threads") or torch.get_num_threads())
+    lib, out = spec["lib"], {}
+    if lib == "compile":
+        t0 = time.perf_counter()
+        planning.set_backend(spec["backend"])
+        tiny = random_mdp(20, seed=12345)
+        t1 = time.perf_counter()
+        ours_pass(tiny.mdp, tiny.reward)
+        t2 = time.perf_counter()
+        float32_pass(tiny.mdp, tiny.reward)
+        planning.value_iteration(tiny.mdp, tiny.reward)
+        t3 = time.perf_counter()
+        return {"backend": planning.backend(), "import_s": t1 - t0, "first_pass_s": t2 - t1,
+                "other_kernels_s": t3 - t2}
+    if lib in ("ours", "check"):
+        planning.set_backend(spec.get("backend") or "auto")
+    prob = random_mdp(spec["states"], seed=spec["seed"])
+    if "maxent_fit" in spec.get("cases", ()):
+        with_demos(prob, seed=spec["seed"] + 1)
+    mdp, r = prob.mdp, prob.reward
+    if lib == "check":
+        results = {}
+        for backend in spec["backends"]:
+            planning.set_backend(backend)
+            results[backend] = (ours_pass(mdp, r), autodiff_pass(mdp, r))
+        first = results[spec["backends"][0]]
+        for backend, (res, grad) in results.items():  # our backends against each other, relative to max(1, |x|)
+            scale = max(1.0, float(np.abs(first[0][0].q).max()))
+            diff = max(float(np.abs(res[0].q - first[0][0].q).max()) / scale,
+                       float(np.abs(res[0].policy - first[0][0].policy).max()),
+                       float(np.abs(res[1] - first[0][1]).max()), float((grad - first[1]).abs().max()))
+            if not diff <= 1e-12:
+                raise AssertionError(f"backends {backend} and {spec['backends'][0]} differ by {diff:.3g} > 1e-12")
+            out[f"diff_{backend}"] = diff
+        if spec.get("anchor"):
+            env = imitation_env(prob)
+            for backend, (res, grad) in results.items():
+                diffs = compare_with_imitation(prob, env, ours=res, grad=grad)
+                assert_agreement(diffs)
+                out[f"max_abs_diff_{backend}"] = max(diffs.values())
+        return out
+    tiny = with_demos(random_mdp(20, seed=12345), n=10, seed=1)
+    t0 = time.perf_counter()
+    if lib == "ours":
+        ours_pass(tiny.mdp, tiny.reward)
+        autodiff_pass(tiny.mdp, tiny.reward)
+        if "maxent_fit" in spec["cases"]:
+            fit_ours(tiny, 1e-3)
+        fns = {"svi_occ": lambda: ours_pass(mdp, r), "svi_occ_autodiff": lambda: autodiff_pass(mdp, r),
+               "maxent_fit": lambda: fit_ours(prob, spec["gap"])}
+        out["backend"] = planning.backend()
+    else:
+        tenv = imitation_env(tiny)
+        imitation_pass(tenv, tiny.reward)
+        if "maxent_fit" in spec["cases"]:
+            fit_imitation(tiny, tenv, 1e-3, cap_s=60.0, max_iter=3)
+        env = imitation_env(prob)
+        fns = {"svi_occ": lambda: imitation_pass(env, r)}
+    out["setup_s"] = time.perf_counter() - t0
+    for case in spec["cases"]:
+        if lib == "imitation" and case == "maxent_fit":  # one capped run: its own clock
+            fi, peak, _ = peak_rss_growth(lambda: fit_imitation(prob, env, spec["gap"], spec["anchor_cap"]))
+            out[case] = {"seconds": fi["seconds"], "runs": 1, "peak_mb": peak,
+                         "fit": {**fi, "theta": np.asarray(fi["theta"]).tolist()}}
+            continue
+        t = measure(fns[case], repeat=spec["repeat"], budget=spec["budget"])
+        out[case] = {"seconds": t.seconds, "min_s": t.min_s, "cold_s": t.cold_s, "runs": t.runs, "peak_mb": t.peak_mb}
+        if case == "maxent_fit":
+            out[case]["fit"] = {**t.result, "theta": np.asarray(t.result["theta"]).tolist()}
+    return out
+
+
+def compile_record(log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Seconds numba needs to compile the kernels (fresh cache) and to load them (warm cache), in fresh processes."""
+    if importlib.util.find_spec("numba") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench-numba-cache-") as cache:
+        log("numba: compiling the planner kernels into an empty cache, then loading them from it")
+        cold = spawn({"lib": "compile", "backend": "numba"}, env={"NUMBA_CACHE_DIR": cache})
+        warm = spawn({"lib": "compile", "backend": "numba"}, env={"NUMBA_CACHE_DIR": cache})
+    return {"case": "numba_compile", "states": 20, "backend": "numba", "ours_s": _r(cold["first_pass_s"]),
+            "anchor_s": None, "ratio": None, "peak_mb": None, "compile_s": _r(cold["first_pass_s"]),
+            "compile_other_s": _r(cold["other_kernels_s"]), "cache_load_s": _r(warm["first_pass_s"]),
+            "import_s": _r(warm["import_s"]), "load_range": [cold["load_before"], warm["load_after"]],
+            "anchor_note": "first call in a fresh process: compile (empty cache) / cache load (warm cache)"}
+
+
 def run_size(n_states: int, args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """All cases for one ``|S|``; returns one record per case."""
-    prob = with_demos(random_mdp(n_states, seed=args.seed), seed=args.seed + 1)
-    mdp = prob.mdp
-    log(f"|S| = {n_states}: {mdp!r}, {len(prob.data)} demonstrations")
-    reason = imitation_available()
+    """All side-by-side cases for one ``|S|``, each library in its own fresh processes; one record per case.
+
+    First the agreement check (one process: every backend of ours and imitation on the
+    same MDP; the run stops if they disagree). Then ``args.rounds`` rounds, each
+    spawning a fresh process per library and backend in turn (ours, ..., imitation,
+    ours, ...), so that both see the same load and never each other's memory; each
+    process reports the median of its timed runs, and the rounds' medians give the
+    median and its spread. Fits: ``args.fit_rounds`` rounds the same way.
+    """
+    reason = None if importlib.util.find_spec("imitation") is not None else \
+        "imitation is not installed; pip install -e '.[imitation]'"
     need = dense_bytes(n_states)
     if reason is None and need > args.anchor_max_gb * 1e9:
         reason = (f"imitation needs a dense (S, A, S) float64 tensor of {need / 1e9:.1f} GB "
                   f"> --anchor-max-gb {args.anchor_max_gb:g}")
-    env = None
-    if reason is None:
-        log(f"  building imitation's dense transition tensor ({need / 1e6:.0f} MB)")
-        env = imitation_env(prob)
+    anchor = reason is None
+    common = {"states": n_states, "seed": args.seed, "repeat": args.repeat, "budget": args.budget,
+              "gap": args.gap, "anchor_cap": args.anchor_cap, "torch_threads": args.torch_threads}
+    log(f"|S| = {n_states}: agreement check ({', '.join(args.backends)}{' and imitation' if anchor else ''})")
+    check = spawn({**common, "lib": "check", "backends": args.backends, "anchor": anchor})
     base = {"states": n_states, "actions": N_ACTIONS, "branching": BRANCHING, "horizon": HORIZON,
             "features": N_FEATURES}
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    loads: list[float] = [x for x in (check["load_before"], check["load_after"]) if x is not None]
+
+    def run(lib: str, backend: str | None, cases: list[str]) -> None:
+        res = spawn({**common, "lib": lib, "backend": backend, "cases": cases})
+        loads.extend(x for x in (res["load_before"], res["load_after"]) if x is not None)
+        for case in cases:
+            samples.setdefault((case, backend or lib), []).append({**res[case], "setup_s": res["setup_s"]})
+
+    for k in range(args.rounds):
+        log(f"  round {k + 1}/{args.rounds}: svi_occ, svi_occ_autodiff: "
+            + ", ".join(f"ours ({b})" for b in args.backends) + (", imitation" if anchor else ""))
+        for backend in args.backends:
+            run("ours", backend, ["svi_occ", "svi_occ_autodiff"])
+        if anchor:
+            run("imitation", None, ["svi_occ"])
+    for k in range(args.fit_rounds):
+        log(f"  fit round {k + 1}/{args.fit_rounds}: ours ({args.backends[0]})"
+            + (f", imitation (capped at {args.anchor_cap:g} s)" if anchor else ""))
+        run("ours", args.backends[0], ["maxent_fit"])
+        if anchor:
+            run("imitation", None, ["maxent_fit"])
+
+    def stats(case: str, who: str) -> dict[str, Any]:
+        return spread_stats([x["seconds"] for x in samples[(case, who)]])
+
     records = []
-
-    # 1. one soft value iteration + one occupancy pass
-    log("  svi_occ: ours")
-    ours = measure(lambda: ours_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
-    anchor = None
-    rec = {"case": "svi_occ", **base, "ours_s": _r(ours.seconds), "anchor_s": None, "ratio": None,
-           "peak_mb": _r(ours.peak_mb, 4), "runs": ours.runs, "ours_cold_s": _r(ours.cold_s),
-           "ours_min_s": _r(ours.min_s)}
-    if env is not None:
-        log("  svi_occ: imitation")
-        anchor = measure(lambda: imitation_pass(env, prob.reward), repeat=args.repeat, budget=args.budget)
-        diffs = compare_with_imitation(prob, env, ours=ours.result, anchor=anchor.result)
-        assert_agreement(diffs)
-        rec.update(anchor_s=_r(anchor.seconds), ratio=_r(_ratio(anchor.seconds, ours.seconds), 4),
-                   anchor_peak_mb=_r(anchor.peak_mb, 4), anchor_dense_mb=_r(need / 1e6, 4),
-                   anchor_runs=anchor.runs, max_abs_diff=_r(max(diffs.values()), 3))
-    else:
-        rec["anchor_note"] = reason
-    records.append(rec)
-
-    # 1b. the same work through autodiff: Q forward, occupancy as the adjoint
-    log("  svi_occ_autodiff: ours")
-    ad = measure(lambda: autodiff_pass(mdp, prob.reward), repeat=args.repeat, budget=args.budget)
-    rec = {"case": "svi_occ_autodiff", **base, "ours_s": _r(ad.seconds), "anchor_s": None, "ratio": None,
-           "peak_mb": _r(ad.peak_mb, 4), "runs": ad.runs, "ours_min_s": _r(ad.min_s)}
-    if anchor is not None:
-        diffs = compare_with_imitation(prob, env, ours=ours.result, anchor=anchor.result, grad=ad.result)
-        assert_agreement({"autodiff_occupancy": diffs["autodiff_occupancy"]})
-        rec.update(anchor_s=_r(anchor.seconds), ratio=_r(_ratio(anchor.seconds, ad.seconds), 4),
-                   anchor_note="anchor = the svi_occ imitation time", max_abs_diff=_r(diffs["autodiff_occupancy"], 3))
-    else:
-        rec["anchor_note"] = reason
-    records.append(rec)
-
-    # 2. full MaxEnt fit
-    log("  maxent_fit: ours (L-BFGS)")
-    fit = measure(lambda: fit_ours(prob, args.gap), repeat=args.repeat, budget=args.budget)
-    fo = fit.result
-    gaps_o = objective_gaps(prob, fo["theta"])
-    rec = {"case": "maxent_fit", **base, "demos": len(prob.data), "ours_s": _r(fit.seconds), "anchor_s": None,
-           "ratio": None, "peak_mb": _r(fit.peak_mb, 4), "runs": fit.runs, "ours_min_s": _r(fit.min_s),
-           "target_gap": args.gap,
-           "ours_iterations": fo["iterations"], "ours_evaluations": fo["evaluations"],
-           "ours_gap": _r(gaps_o["ours"], 3)}
-    if env is not None:
-        log(f"  maxent_fit: imitation (Adam, capped at {args.anchor_cap:g} s)")
-        fi, peak_i, _ = peak_rss_growth(lambda: fit_imitation(prob, env, args.gap, args.anchor_cap))
-        gaps_i = objective_gaps(prob, fi["theta"])
-        rec.update(anchor_s=_r(fi["seconds"]), ratio=_r(_ratio(fi["seconds"], fit.seconds), 4),
-                   anchor_peak_mb=_r(peak_i, 4), anchor_iterations=fi["iterations"],
-                   anchor_iter_s=_r(fi["seconds"] / max(1, fi["iterations"]), 4),
-                   anchor_gap=_r(gaps_i["imitation"], 3), anchor_capped=fi["capped"],
-                   anchor_gap_ours_objective=_r(gaps_i["ours"], 3),
-                   ours_gap_anchor_objective=_r(gaps_o["imitation"], 3),
-                   theta_max_diff=_r(float(np.abs(fo["theta"] - fi["theta"]).max()), 3),
-                   theta_true_max_diff_ours=_r(float(np.abs(fo["theta"] - prob.theta).max()), 3),
-                   theta_true_max_diff_anchor=_r(float(np.abs(fi["theta"] - prob.theta).max()), 3))
-        if fi["capped"]:
-            rec["anchor_note"] = "capped: anchor_s and ratio are lower bounds"
-    else:
-        rec["anchor_note"] = reason
-    records.append(rec)
-    del env
-    gc.collect()
+    load_range = [min(loads), max(loads)] if loads else None
+    a_stats = stats("svi_occ", "imitation") if anchor else None
+    for case in ("svi_occ", "svi_occ_autodiff", "maxent_fit"):
+        for backend in (args.backends if case != "maxent_fit" else args.backends[:1]):
+            o = stats(case, backend)
+            first = samples[(case, backend)][0]
+            rec = {"case": case, **base, "backend": backend, "ours_s": _r(o["median"]), "ours_spread": _r(o["spread"], 3),
+                   "ours_min_s": _r(o["min"]), "rounds": o["n"], "anchor_s": None, "ratio": None,
+                   "peak_mb": _r(first.get("peak_mb"), 4), "setup_s": _r(statistics.median(
+                       x["setup_s"] for x in samples[(case, backend)])), "load_range": load_range}
+            if case == "svi_occ":
+                rec["ours_cold_s"] = _r(statistics.median(x["cold_s"] for x in samples[(case, backend)]))
+            if case == "maxent_fit":
+                fo = first["fit"]
+                rec.update(demos=N_DEMOS, target_gap=args.gap, ours_iterations=fo["iterations"],
+                           ours_evaluations=fo["evaluations"])
+            if anchor:
+                a = a_stats if case != "maxent_fit" else stats(case, "imitation")
+                ratio, noisy = gated_ratio(o, a, args.max_spread)
+                rec.update(anchor_s=_r(a["median"]), anchor_spread=_r(a["spread"], 3), anchor_rounds=a["n"],
+                           ratio=_r(ratio, 4), noisy=noisy is not None, anchor_dense_mb=_r(need / 1e6, 4),
+                           max_abs_diff=_r(check[f"max_abs_diff_{backend}"], 3))
+                if noisy:
+                    rec["noise_note"] = noisy
+                if case == "svi_occ":
+                    rec["anchor_peak_mb"] = _r(samples[("svi_occ", "imitation")][0].get("peak_mb"), 4)
+                if case == "svi_occ_autodiff":
+                    rec["anchor_note"] = "anchor = the svi_occ imitation time"
+            else:
+                rec["anchor_note"] = reason
+            records.append(rec)
+    # the fits: how far each library's answer is from each objective's optimum (computed here, ours)
+    fit_rec = records[-1]
+    prob = with_demos(random_mdp(n_states, seed=args.seed), seed=args.seed + 1)
+    fo = samples[("maxent_fit", args.backends[0])][0]["fit"]
+    gaps_o = objective_gaps(prob, np.asarray(fo["theta"]))
+    fit_rec["ours_gap"] = _r(gaps_o["ours"], 3)
+    if anchor:
+        fi = samples[("maxent_fit", "imitation")][0]["fit"]
+        gaps_i = objective_gaps(prob, np.asarray(fi["theta"]))
+        fit_rec.update(anchor_iterations=fi["iterations"], anchor_iter_s=_r(fi["seconds"] / max(1, fi["iterations"]), 4),
+                       anchor_gap=_r(gaps_i["imitation"], 3), anchor_capped=fi["capped"],
+                       anchor_gap_ours_objective=_r(gaps_i["ours"], 3),
+                       ours_gap_anchor_objective=_r(gaps_o["imitation"], 3),
+                       anchor_peak_mb=_r(samples[("maxent_fit", "imitation")][0].get("peak_mb"), 4),
+                       theta_max_diff=_r(float(np.abs(np.asarray(fo["theta"]) - np.asarray(fi["theta"])).max()), 3),
+                       theta_true_max_diff_ours=_r(float(np.abs(np.asarray(fo["theta"]) - prob.theta).max()), 3),
+                       theta_true_max_diff_anchor=_r(float(np.abs(np.asarray(fi["theta"]) - prob.theta).max()), 3))
+        if any(x["fit"]["capped"] for x in samples[("maxent_fit", "imitation")]):
+            fit_rec["anchor_note"] = "capped: anchor_s and ratio are lower bounds"
     return records
 
 
@@ -655,6 +834,26 @@ def prime(mdp: irl.TabularMDP) -> float:
     return time.perf_counter() - t0
 
 
+def interleaved(fns: dict[str, Callable[[], Any]], *, rounds: int, repeat: int) -> dict[str, list[float]]:
+    """In this process: ``rounds`` rounds, each running every function ``repeat`` times in turn; per function
+    and round the median run (so that a burst of load hits all of them alike)."""
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times = []
+            for _ in range(max(1, repeat)):
+                gc.collect()
+                gc.disable()
+                try:
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t0)
+                finally:
+                    gc.enable()
+            out[name].append(statistics.median(times))
+    return out
+
+
 def run_extras(args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
     """The ours-only cases: large sizes, float32, batched hypotheses, discounted infinite horizon."""
     records: list[dict[str, Any]] = []
@@ -696,26 +895,31 @@ def run_extras(args: argparse.Namespace, log: Callable[[str], None]) -> list[dic
         prob = with_demos(random_mdp(n, seed=args.seed), seed=args.seed + 1)
         mdp = prob.mdp
         R = batch_rewards(prob, seed=args.seed)
-        log(f"|S| = {n}: {N_BATCH} reward hypotheses in one call")
-        one = measure(lambda: ours_pass(mdp, R[0]), repeat=args.repeat, budget=args.budget)
-        many = measure(lambda: ours_pass(mdp, R), repeat=args.repeat, budget=args.budget)
-        diff = float(np.abs(many.result[1][0] - one.result[1]).max())
-        records.append({"case": f"svi_occ_batch{N_BATCH}", "states": n, **base, "batch": N_BATCH,
-                        "ours_s": _r(many.seconds), "anchor_s": None, "ratio": None, "peak_mb": _r(many.peak_mb, 4),
-                        "runs": many.runs, "single_s": _r(one.seconds),
-                        "batch_ratio": _r(many.seconds / one.seconds, 4),
-                        "per_hypothesis_s": _r(many.seconds / N_BATCH), "max_abs_diff_single": _r(diff, 3),
-                        "anchor_note": "ours only"})
-        one = measure(lambda: loglik_grad(prob, R[0]), repeat=args.repeat, budget=args.budget)
-        many = measure(lambda: loglik_grad(prob, R), repeat=args.repeat, budget=args.budget)
-        diff = float(np.abs(many.result[0] - one.result).max())
-        records.append({"case": f"loglik_grad_batch{N_BATCH}", "states": n, **base, "batch": N_BATCH,
-                        "demos": len(prob.data), "ours_s": _r(many.seconds), "anchor_s": None, "ratio": None,
-                        "peak_mb": _r(many.peak_mb, 4), "runs": many.runs, "single_s": _r(one.seconds),
-                        "batch_ratio": _r(many.seconds / one.seconds, 4),
-                        "per_hypothesis_s": _r(many.seconds / N_BATCH), "max_abs_diff_single": _r(diff, 3),
-                        "anchor_note": "ours only"})
-        del prob, mdp, R, one, many
+        for backend in args.backends:
+            planning.set_backend(backend)
+            log(f"|S| = {n}: {N_BATCH} reward hypotheses in one call against one ({backend}, "
+                f"{args.rounds} interleaved rounds)")
+            for case, fn in ((f"svi_occ_batch{N_BATCH}", ours_pass), (f"loglik_grad_batch{N_BATCH}",
+                                                                      lambda m, r: loglik_grad(prob, r))):
+                one_r, many_r, diff = fn(mdp, R[0]), fn(mdp, R), None
+                one_out = one_r[1] if isinstance(one_r, tuple) else one_r
+                many_out = many_r[1][0] if isinstance(many_r, tuple) else many_r[0]
+                diff = float(np.abs(many_out - one_out).max())
+                t = interleaved({"one": lambda: fn(mdp, R[0]), "many": lambda: fn(mdp, R)}, rounds=args.rounds,
+                                repeat=args.repeat)
+                one, many = spread_stats(t["one"]), spread_stats(t["many"])
+                ratio = many["median"] / one["median"]
+                noisy = one["n"] < 2 or max(one["spread"], many["spread"]) > args.max_spread
+                records.append({"case": case, "states": n, **base, "batch": N_BATCH, "backend": backend,
+                                "ours_s": _r(many["median"]), "ours_spread": _r(many["spread"], 3),
+                                "anchor_s": None, "ratio": None, "peak_mb": None, "rounds": many["n"],
+                                "single_s": _r(one["median"]), "single_spread": _r(one["spread"], 3),
+                                "batch_ratio": _r(ratio, 4), "batch_ratio_min": _r(many["min"] / one["min"], 4),
+                                "noisy": noisy, "per_hypothesis_s": _r(many["median"] / N_BATCH),
+                                "max_abs_diff_single": _r(diff, 3), "anchor_note": "ours only",
+                                **({"demos": len(prob.data)} if case.startswith("loglik") else {})})
+        planning.set_backend(args.backends[0])
+        del prob, mdp, R
         gc.collect()
 
     for n in args.discounted:
@@ -777,18 +981,26 @@ def _fmt_target(r: dict[str, Any]) -> str:
     return ", ".join(parts) + (" ✓" if r.get("meets_target") else " ✗")
 
 
+def _fmt_spread(x: float | None) -> str:
+    return "" if x is None else f" ±{x:.0%}"
+
+
 def print_table(records: list[dict[str, Any]], header: str) -> None:
-    """A readable rich table of the records (stdout)."""
+    """A readable rich table of the records (stdout). Times are medians over rounds (fresh processes for the
+    side-by-side cases) with their spread (IQR / median); a ratio whose sides are too spread reads "noisy"."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="pluggable-irl vs imitation 1.0.1 MCE IRL", caption=header)
-    for col, just in (("case", "left"), ("|S|", "right"), ("ours", "right"), ("imitation", "right"),
-                      ("ratio", "right"), ("peak MB (ours)", "right"), ("peak MB (imitation)", "right"),
-                      ("target (issue 7)", "left"), ("notes", "left")):
+    for col, just in (("case", "left"), ("|S|", "right"), ("backend", "left"), ("ours", "right"),
+                      ("imitation", "right"), ("ratio", "right"), ("peak MB (ours)", "right"),
+                      ("peak MB (imitation)", "right"), ("target", "left"), ("notes", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in records:
         notes = []
+        if r["case"] == "numba_compile":
+            notes.append(f"compile (empty cache) {_fmt_s(r['compile_s'])} + {_fmt_s(r['compile_other_s'])} "
+                         f"for float32/hard; cache load {_fmt_s(r['cache_load_s'])}")
         if r["case"] == "maxent_fit":
             notes.append(f"ours {r['ours_iterations']} it / {r['ours_evaluations']} ev, gap {r['ours_gap']:.2g}")
             if r.get("anchor_iterations") is not None:
@@ -799,37 +1011,50 @@ def print_table(records: list[dict[str, Any]], header: str) -> None:
         if r.get("ours_cold_s") is not None and r["case"].startswith("svi_occ"):
             notes.append(f"first call {_fmt_s(r['ours_cold_s'])}")
         if r.get("batch_ratio") is not None:
-            notes.append(f"one: {_fmt_s(r['single_s'])}, {r['batch']} = {r['batch_ratio']:.3g}× one")
+            notes.append(f"one: {_fmt_s(r['single_s'])}{_fmt_spread(r.get('single_spread'))}, {r['batch']} = "
+                         f"{r['batch_ratio']:.3g}× one" + (" (noisy)" if r.get("noisy") else ""))
         if r.get("max_rel_diff_float64") is not None:
             notes.append(f"float64 − float32: {r['max_rel_diff_float64']:.1g} rel.")
         if r.get("vi_only_s") is not None:
             notes.append(f"value iteration alone: {_fmt_s(r['vi_only_s'])} ({r['speedup_vs_vi']:.3g}× slower), "
                          f"agree to {r['max_rel_diff_vi']:.1g}")
-        if r.get("anchor_s") is None and r.get("anchor_note"):
+        if r.get("anchor_s") is None and r.get("anchor_note") and r["case"] != "numba_compile":
             notes.append("imitation: not runnable" if "dense" in r["anchor_note"] else r["anchor_note"])
+        if r.get("load_range"):
+            notes.append(f"load {r['load_range'][0]:.1f}–{r['load_range'][1]:.1f}")
         ratio = r.get("ratio")
-        ratio_s = "—" if ratio is None else (f"≥ {ratio:.3g}×" if r.get("anchor_capped") else f"{ratio:.3g}×")
+        if r.get("anchor_s") is not None and ratio is None:
+            ratio_s = "noisy"
+        else:
+            ratio_s = "—" if ratio is None else (f"≥ {ratio:.3g}×" if r.get("anchor_capped") else f"{ratio:.3g}×")
         dense = r.get("anchor_dense_mb")
         ipeak = r.get("anchor_peak_mb")
         ipeak_s = "—" if ipeak is None else f"{ipeak:.3g}" + (f" (+{dense:.3g} dense T)" if dense else "")
-        table.add_row(r["case"], str(r["states"]), _fmt_s(r["ours_s"]), _fmt_s(r.get("anchor_s")), ratio_s,
+        table.add_row(r["case"], str(r["states"]), r.get("backend") or "—",
+                      _fmt_s(r["ours_s"]) + _fmt_spread(r.get("ours_spread")),
+                      _fmt_s(r.get("anchor_s")) + _fmt_spread(r.get("anchor_spread")), ratio_s,
                       "—" if r.get("peak_mb") is None else f"{r['peak_mb']:.3g}", ipeak_s, _fmt_target(r),
                       "; ".join(notes))
-    Console(file=sys.stdout, width=200).print(table)
+    Console(file=sys.stdout, width=220).print(table)
 
 
 def machine_info() -> str:
     """One line describing this machine and the software versions."""
     try:
-        import imitation
+        from importlib.metadata import version
 
-        iv = imitation.__version__
+        iv = version("imitation")  # its version without importing it into this process
     except Exception:  # pragma: no cover
         iv = "absent"
+    try:
+        nv = version("numba")
+    except Exception:  # pragma: no cover
+        nv = "absent"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
             f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), imitation {iv}, load average {load}")
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), numba {nv}, imitation {iv}, "
+            f"planner backend {planning.backend()}, load average {load}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -861,7 +1086,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch intra-op threads, process-wide (default 1, as the irl command and the tests; "
                         "0 = torch's own default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="fresh processes per library (and backend) for each side-by-side case, interleaved; "
+                        "also the interleaved rounds of the batch case (default 5; quick 3)")
+    p.add_argument("--fit-rounds", type=int, default=None,
+                   help="rounds of the fits (one fresh process per library each; default 3; quick 1)")
+    p.add_argument("--max-spread", type=float, default=MAX_SPREAD,
+                   help="largest spread (IQR / median over rounds) of either side for which a ratio is "
+                        f"printed; above it the table says noisy (default {MAX_SPREAD:g})")
+    p.add_argument("--backends", nargs="+", choices=("numba", "numpy"), default=None,
+                   help="planner backends of ours to time (default: numba and numpy when numba is installed)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.worker is not None:
+        return args
     only_sizes = args.sizes is not None and args.large is None and args.batch_states is None \
         and args.discounted is None and args.float32 is None
     if args.sizes is None:
@@ -878,6 +1116,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.repeat = 3 if args.quick else 5
     if args.budget is None:
         args.budget = 8.0 if args.quick else 20.0
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else 5
+    if args.fit_rounds is None:
+        args.fit_rounds = 1 if args.quick else 3
+    if args.backends is None:
+        args.backends = ["numba", "numpy"] if importlib.util.find_spec("numba") is not None else ["numpy"]
+    if args.rounds < 1 or args.fit_rounds < 1:
+        p.error("--rounds and --fit-rounds must be >= 1")
     if any(s < BRANCHING for s in list(args.sizes) + list(args.large) + list(args.discounted)) or (
             args.batch_states and args.batch_states < BRANCHING):
         p.error(f"every state count must be >= the branching factor {BRANCHING}")
@@ -886,8 +1132,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
+    if args.worker is not None:  # a fresh process measuring one library (see spawn / run_worker)
+        print(WORKER_MARK + json.dumps(run_worker(json.loads(args.worker))), flush=True)
+        return []
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    planning.set_backend(args.backends[0])
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -896,24 +1146,30 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     log(header)
     if not _PEAK_OK:
         log("peak memory is not measurable here (/proc/self/clear_refs unavailable): peak_mb = null")
-    log("warming up on a 20-state MDP")
-    warm_up(imitation_available() is None)
     records = []
     t0 = time.perf_counter()
+    load0 = load_1min()
 
     def emit(rec: dict[str, Any]) -> None:
         add_targets(rec)
-        if hasattr(os, "getloadavg"):
-            rec["load_1min"] = round(os.getloadavg()[0], 2)  # other work on this machine, for the record
+        rec["load_1min"] = load_1min()  # other work on this machine when the case finished, for the record
         print(json.dumps(rec), flush=True)
         records.append(rec)
 
+    if "numba" in args.backends:
+        rec = compile_record(log)
+        if rec is not None:
+            emit(rec)
     for n in args.sizes:
         for rec in run_size(n, args, log):
             emit(rec)
-    for rec in run_extras(args, log):
-        emit(rec)
-    print_table(records, header + f"; total {time.perf_counter() - t0:.0f} s")
+    if args.large or args.float32 or args.batch_states or args.discounted:
+        log("warming up ours on a 20-state MDP (this process: the ours-only cases)")
+        warm_up(False)
+        for rec in run_extras(args, log):
+            emit(rec)
+    print_table(records, header + f"; load average {load0} at the start, {load_1min()} at the end; "
+                f"total {time.perf_counter() - t0:.0f} s")
     return records
 
 

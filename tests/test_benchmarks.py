@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -102,26 +103,69 @@ def test_fits_reach_their_own_gap_as_the_harness_measures_it(small):
     assert np.abs(theirs["theta"] - small.theta).max() < 0.5
 
 
+@pytest.mark.slow  # seven fresh processes, three of them importing imitation: about a minute
 def test_main_prints_one_json_line_per_case_with_consistent_ratios():
+    """Side by side in fresh processes (agreement checked first), rounds interleaved, the noise gate."""
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         records = bench.main(["--sizes", "25", "--repeat", "1", "--budget", "0.5", "--gap", "1e-2",
-                              "--anchor-cap", "10"])
+                              "--anchor-cap", "10", "--rounds", "2", "--fit-rounds", "1", "--backends", "numpy",
+                              "--max-spread", "1e9"])
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     assert [r["case"] for r in lines] == ["svi_occ", "svi_occ_autodiff", "maxent_fit"] == [r["case"] for r in records]
     for r in lines:
-        assert {"case", "states", "ours_s", "anchor_s", "ratio", "peak_mb"} <= set(r)
-        assert r["states"] == 25 and r["ours_s"] > 0 and r["anchor_s"] > 0
+        assert {"case", "states", "ours_s", "anchor_s", "ratio", "peak_mb", "load_range", "backend"} <= set(r)
+        assert r["states"] == 25 and r["ours_s"] > 0 and r["anchor_s"] > 0 and r["backend"] == "numpy"
+        assert r["load_range"][0] <= r["load_range"][1]
+    for r in lines[:2]:  # two rounds each: a spread, and (with --max-spread 1e9) a ratio
+        assert r["rounds"] == r["anchor_rounds"] == 2 and r["ours_spread"] >= 0 and not r["noisy"]
         assert r["ratio"] == pytest.approx(r["anchor_s"] / r["ours_s"], rel=1e-2)
-    assert lines[0]["max_abs_diff"] <= 1e-10 and lines[1]["max_abs_diff"] <= 1e-10
+        assert r["max_abs_diff"] <= 1e-10
+    # the ratio is printed only with a known spread: one fit round is "noisy"
     fit = lines[2]
+    assert fit["ratio"] is None and fit["noisy"] and "spread unknown" in fit["noise_note"]
     assert fit["ours_gap"] <= 1e-2 and (fit["anchor_capped"] or fit["anchor_gap"] <= 1e-2)
-    assert "pluggable-irl vs imitation" in out.getvalue()        # the table follows the JSON lines
+    table = out.getvalue()
+    assert "pluggable-irl vs imitation" in table and "noisy" in table        # the table follows the JSON lines
+    assert "round 2/2" in err.getvalue() and "agreement check" in err.getvalue()
+
+
+def test_ratio_is_printed_only_when_both_spreads_are_small():
+    quiet = bench.spread_stats([1.0, 1.02, 0.99, 1.01, 1.0])
+    busy = bench.spread_stats([1.0, 1.6, 0.7, 2.5, 1.1])
+    slow = bench.spread_stats([10.0, 10.1, 9.9, 10.0, 10.05])
+    assert quiet["median"] == 1.0 and quiet["n"] == 5 and quiet["spread"] == pytest.approx(0.01)
+    assert busy["spread"] > bench.MAX_SPREAD
+    assert bench.gated_ratio(quiet, slow) == (pytest.approx(10.0), None)
+    ratio, why = bench.gated_ratio(busy, slow)
+    assert ratio is None and "noisy" in why and "ours 55%" in why
+    ratio, why = bench.gated_ratio(quiet, busy)
+    assert ratio is None and "imitation 55%" in why
+    one = bench.spread_stats([1.0])
+    assert one["spread"] is None
+    assert bench.gated_ratio(one, slow) == (None, "noisy: 1 sample(s), spread unknown")
+
+
+def test_each_library_runs_in_its_own_fresh_process():
+    """A worker reports its own measurements and the load around it; ours does not import imitation."""
+    spec = {"lib": "ours", "backend": "numpy", "cases": ["svi_occ"], "states": 25, "seed": 0, "repeat": 1,
+            "budget": 0.5, "gap": 1e-2, "anchor_cap": 10.0, "torch_threads": 1}
+    res = bench.spawn(spec)
+    assert res["backend"] == "numpy" and res["svi_occ"]["seconds"] > 0 and res["svi_occ"]["runs"] == 1
+    assert res["load_before"] is not None and res["load_after"] is not None
+    code = ("import sys, runpy; sys.argv = ['bench_mce.py', '--worker', " + repr(json.dumps(spec)) + "]\n"
+            "runpy.run_path(" + repr(str(_PATH)) + ", run_name='__main__')\n"
+            "print('imitation' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    with pytest.raises(RuntimeError, match="benchmark worker .* failed"):
+        bench.spawn({**spec, "cases": ["no-such-case"]})
 
 
 def test_anchor_is_reported_not_runnable_beyond_the_memory_limit():
     args = bench.parse_args(["--sizes", "25", "--repeat", "1", "--budget", "0.5", "--gap", "1e-2",
-                             "--anchor-max-gb", "1e-6"])
+                             "--anchor-max-gb", "1e-6", "--rounds", "1", "--fit-rounds", "1", "--backends", "numpy"])
     records = bench.run_size(25, args, lambda msg: None)
     assert [r["case"] for r in records] == ["svi_occ", "svi_occ_autodiff", "maxent_fit"]
     for r in records:

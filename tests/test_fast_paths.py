@@ -16,10 +16,20 @@ with plain numpy loops over dense ``T[s, a, s']``:
   reward perturbation at a time), independent of the planner's reverse-mode
   adjoint.
 
+The sweeps run on the backend :func:`irl.planning.backend` reports (the
+compiled numba kernels when numba is installed); the section "backends" checks
+that the numpy path, the reference implementation of the kernels, gives the
+same numbers to 1e-12 on every pass and option, and that it is what runs
+without numba.
+
 Tolerances: 1e-10 (float64) and 1e-4 (float32), relative to ``max(1, |reference|)``.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -388,7 +398,7 @@ def test_sparse_kernels_match_dense_products(dtype, B, kernels, monkeypatch):
     close(yt, 1 + dense.T @ xt.astype(np.float64), dtype)
 
 
-def test_planner_without_compiled_kernels_gives_the_same_numbers(monkeypatch):
+def test_planner_without_compiled_kernels_gives_the_same_numbers(monkeypatch, numpy_backend):
     mdp, T, term = random_mdp(19, **SETTINGS["finite"])
     r = rewards(20, B=2)
     want = P.soft_value_iteration(mdp, r)
@@ -497,3 +507,148 @@ def test_buffer_pool_respects_its_budget():
     assert pool.release() == 3 * 360_000 and len(pool._bufs) == 1
     small = pool.empty((10,), np.float64)  # below the size range: plain np.empty, not pooled
     assert small.base is None or small.base.nbytes == 80
+
+
+# ------------------------------------------------------------------ backends
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
+needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (the 'fast' extra)")
+
+
+@pytest.fixture
+def numpy_backend():
+    previous = P.set_backend("numpy")
+    yield
+    P.set_backend(previous)
+
+
+def run_on(backend: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with the planner on ``backend``; the previous choice restored."""
+    previous = P.set_backend(backend)
+    try:
+        assert P.backend() == backend
+        return fn(*args, **kwargs)
+    finally:
+        P.set_backend(previous)
+
+
+def same(got, want, tol: float) -> None:
+    """Agreement relative to ``max(1, |want|)`` (exact zeros and -inf of a log-policy included)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape
+    inf = np.isinf(want)
+    assert np.array_equal(np.isinf(got), inf) and np.array_equal(got[inf], want[inf])
+    err = np.abs(got[~inf] - want[~inf]) / np.maximum(1.0, np.abs(want[~inf]))
+    assert err.size == 0 or err.max() <= tol, f"max relative difference {err.max():.3g} > {tol:g}"
+
+
+def every_pass(mdp, r, dtype, time_indexed_policy):
+    """Every planner pass with a compiled kernel: soft/hard values, log-policy, occupancies (a given policy too)."""
+    soft = P.soft_value_iteration(mdp, r, beta=1.7, dtype=dtype)
+    hard = P.value_iteration(mdp, r, dtype=dtype)
+    log_pi, pi = P.soft_log_policy(mdp, r, dtype=dtype)
+    return {"soft.q": soft.q, "soft.v": soft.v, "soft.policy": soft.policy, "hard.q": hard.q, "hard.v": hard.v,
+            "hard.policy": hard.policy, "log_pi": log_pi, "pi": pi,
+            "occupancy(soft)": P.occupancy_measure(mdp, soft.policy, dtype=dtype),
+            "occupancy(hard)": P.occupancy_measure(mdp, hard.policy, dtype=dtype),
+            "occupancy(given)": P.occupancy_measure(mdp, time_indexed_policy, dtype=dtype)}
+
+
+@needs_numba
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("B", [None, 1, 32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_kernels_agree_with_the_numpy_path(setting, B, dtype):
+    """Finite (discount 1 with terminal states; discounted) and infinite horizon (value-iteration sweeps
+    and Newton), soft (beta != 1), hard, the fused log-policy, occupancies of the planner's policies
+    and of a given time-indexed policy; one reward, a batch of 1 and of 32: to 1e-12 in float64."""
+    mdp, T, term = random_mdp(31, **SETTINGS[setting])
+    r = rewards(32, B=B) * 3.0
+    r[..., 0, :] = r[..., 1, :]  # exact ties between states and, below, between actions (hard backup)
+    r[..., 2, 1] = r[..., 2, 0]
+    rng = np.random.default_rng(33)
+    shape = ((B,) if B else ()) + ((H,) if mdp.horizon is not None else ()) + (S, A)
+    policy = rng.dirichlet(np.ones(A), size=shape[:-1])
+    want = run_on("numpy", every_pass, mdp, r, dtype, policy)
+    got = run_on("numba", every_pass, mdp, r, dtype, policy)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key].dtype == want[key].dtype == np.dtype(dtype), key
+        same(got[key], want[key], 1e-12 if dtype == np.float64 else 1e-4)
+    if B == 32:  # the batch is the hypotheses one by one
+        one = run_on("numba", every_pass, mdp, r[5], dtype, policy[5])
+        for key in want:
+            same(got[key][5], one[key], 1e-12 if dtype == np.float64 else 1e-4)
+
+
+@needs_numba
+def test_numba_kernels_agree_on_large_rewards_and_long_horizons():
+    """Large rewards (values ~1e4, exponentials down to exp(-700) and beyond) and 200 steps."""
+    mdp, T, term = random_mdp(34, horizon=200, discount=1.0, terminals=1)
+    r = rewards(35, B=3) * np.array([1.0, 50.0, 400.0])[:, None, None]
+    want = run_on("numpy", every_pass, mdp, r, np.float64, np.full((3, 200, S, A), 1.0 / A))
+    got = run_on("numba", every_pass, mdp, r, np.float64, np.full((3, 200, S, A), 1.0 / A))
+    for key in want:
+        same(got[key], want[key], 1e-12)
+
+
+@needs_numba
+def test_gradients_agree_between_backends():
+    """The autodiff functions (forward on the selected backend, closed-form adjoints) on both backends."""
+    mdp, T, term = random_mdp(36, **SETTINGS["finite"])
+    results = {}
+    for backend in ("numpy", "numba"):
+        r = torch.tensor(rewards(37, B=4), requires_grad=True)
+        out = run_on(backend, soft_log_policy, mdp, r)
+        run_on(backend, lambda: (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward())
+        results[backend] = (out.detach().numpy(), r.grad.numpy())
+    same(results["numba"][0], results["numpy"][0], 1e-12)
+    same(results["numba"][1], results["numpy"][1], 1e-12)
+
+
+def test_backend_is_explicit_and_validated(numpy_backend, monkeypatch):
+    assert P.backend() == "numpy"
+    with pytest.raises(ValueError, match="planner backend must be one of auto, numba, numpy: got 'cuda'"):
+        P.set_backend("cuda")
+    assert P.backend() == "numpy"  # a rejected name changes nothing
+    monkeypatch.setitem(P._BACKEND, "requested", None)  # as in a fresh process: the environment decides
+    monkeypatch.setenv(P.BACKEND_ENV, "numpy")
+    assert P.backend() == "numpy"
+    monkeypatch.setitem(P._BACKEND, "requested", None)
+    monkeypatch.setenv(P.BACKEND_ENV, "fortran")
+    with pytest.raises(ValueError, match="IRL_PLANNER_BACKEND must be one of auto, numba, numpy: got 'fortran'"):
+        P.backend()
+    monkeypatch.setitem(P._BACKEND, "requested", None)
+    monkeypatch.setenv(P.BACKEND_ENV, "auto")
+    assert P.backend() == ("numba" if HAS_NUMBA else "numpy")
+
+
+def test_without_numba_the_numpy_path_runs(monkeypatch):
+    """numba absent (its import blocked): ``auto`` falls back to numpy, ``numba`` says which extra to install."""
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+    monkeypatch.delitem(sys.modules, "irl._kernels", raising=False)
+    monkeypatch.setitem(P._BACKEND, "requested", None)
+    monkeypatch.setitem(P._BACKEND, "kernels", None)
+    monkeypatch.delenv(P.BACKEND_ENV, raising=False)
+    assert P.backend() == "numpy"
+    with pytest.raises(ImportError, match=r"needs numba: pip install 'pluggable-irl\[fast\]'"):
+        P.set_backend("numba")
+    assert P.backend() == "numpy"
+    mdp, T, term = random_mdp(38, **SETTINGS["finite"])
+    r = rewards(39)
+    q, v, pi = ref_plan(mdp, T, term, r, soft=True)
+    res = P.soft_value_iteration(mdp, r)
+    close(res.q, q)
+    close(P.occupancy_measure(mdp, res.policy), ref_occupancy(mdp, T, term, pi))
+    P.set_backend("auto")  # monkeypatch restores the module state afterwards
+
+
+def test_a_fresh_process_without_numba_plans_with_numpy():
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import numpy as np, irl\n"
+            "env = irl.envs.make('gridworld-5x5')\n"
+            "res = irl.planning.soft_value_iteration(env, irl.envs.true_reward(env))\n"
+            "print(irl.planning.backend(), 'numba' in sys.modules and sys.modules['numba'] is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, P.BACKEND_ENV: "auto"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["numpy", "False"]
