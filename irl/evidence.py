@@ -50,6 +50,9 @@ class Evidence:
         validate = getattr(self.observation, "validate", None)
         if validate is not None:
             validate(self.mdp.n_states, self.mdp.n_actions, horizon=self.mdp.horizon)
+        statistics = getattr(self.observation, "sufficient_statistics", None)
+        if statistics is not None:  # counted once here; every likelihood call reuses them
+            statistics(self.mdp)
 
     def log_likelihood(self, reward: Any) -> torch.Tensor:
         """``log p(observation | reward, human, mdp)``; differentiable in ``reward``."""
