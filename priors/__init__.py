@@ -295,8 +295,9 @@ class Categorical(Prior):
                 f"{len(vals)} planner calls per evaluation, and a fit makes hundreds to thousands of evaluations "
                 f"(at 1 ms to 1 s per planner call: {_duration(len(vals) * 1e-3 * 300)} to "
                 f"{_duration(len(vals) * 300.0)} for 300 evaluations). Use a coarser grid (values=1|2|4|8|...), or "
-                f"raise the limit on purpose: Categorical(values, max_values={len(vals)}) in Python, "
-                f"categorical:values=...,max_values={len(vals)} on the command line")
+                f"raise the limit on purpose: Categorical(values, max_values={len(vals)}) in Python; on the command "
+                f"line categorical:values=...,max_values={len(vals)}, or prior:categorical(...;max_values={len(vals)}) "
+                f"inside a human model")
         seen: dict[Any, int] = {}
         for i, (k, v) in enumerate(zip(keys, vals)):
             if k in seen:
