@@ -116,6 +116,18 @@ class StateOnly:
         Trajectories(tr.states, np.zeros_like(tr.actions), tr.lengths).validate(n_states, n_actions, horizon=horizon)
         return self
 
+    def check_consistency(self, mdp: Any, *, allow: Any = ()) -> "StateOnly":
+        """Refuse state sequences that contradict ``mdp`` (see :mod:`demos.consistency`); a step is
+        impossible when no action can produce it.
+
+        Raises:
+            DemoValidationError: naming the trajectory and the step.
+        """
+        from demos.consistency import check_trajectories
+
+        check_trajectories(self.trajectories, mdp, allow=allow, actions=False)
+        return self
+
     def log_likelihood_under(self, human: Any, mdp: Any, reward: Any) -> torch.Tensor:
         """``sum_i sum_t log sum_a pi_t(a|s_t) P(s_{t+1}|s_t,a)``; differentiable in ``reward``.
 

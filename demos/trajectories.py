@@ -289,6 +289,19 @@ class Trajectories:
 
         return memo(self, mdp, "action_counts", compute)
 
+    def check_consistency(self, mdp: Any, *, allow: Any = ()) -> "Trajectories":
+        """Refuse data that contradict ``mdp``: starts outside its initial distribution, steps its
+        dynamics give probability 0, actions after a terminal state, ``terminated`` on a non-terminal
+        state (see :mod:`demos.consistency`; ``allow`` accepts the first, second and last).
+
+        Raises:
+            DemoValidationError: naming the trajectory and the step.
+        """
+        from demos.consistency import check_trajectories
+
+        check_trajectories(self, mdp, allow=allow)
+        return self
+
     def save(self, path: str) -> None:
         """Write a versioned ``.npz`` (or ``.jsonl`` / ``.csv`` by extension) atomically."""
         from demos.io import save

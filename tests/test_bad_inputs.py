@@ -67,6 +67,16 @@ def test_myopic_with_a_huge_enumerated_horizon_fails_at_once_not_after_30_minute
     assert len(hm.make("myopic:horizon=prior:categorical(1..1001;max_values=1001)").horizon.values) == 1001
 
 
+def test_several_enumerated_parameters_are_bounded_together():
+    env = irl.envs.make("gridworld-5x5")
+    data = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=3, seed=0)
+    human = hm.Myopic(horizon=priors.Categorical(range(1, 101)), beta=1.0)
+    human = hm.Noisy(human, epsilon=priors.Categorical(np.linspace(0, 1, 11).tolist()))
+    with pytest.raises(ValueError, match=r"epsilon \(11\) x horizon \(100\) make 1100 combinations, each one plan of the human model .*"
+                                         r"base.MAX_COMBINATIONS = 1000"):
+        irl.MaxEnt(human=human).fit(env, data)
+
+
 # -------------------------------------------------------- solvers and priors
 @pytest.fixture(scope="module")
 def small():

@@ -15,6 +15,12 @@ from irl.rewards import RewardModel
 __all__ = ["LogJoint", "RewardEstimate", "n_observations", "check_option", "check_reward_prior"]
 
 
+#: Largest number of combinations of several discrete human parameters of one model that the
+#: log-joint enumerates (one plan of the human model each, per evaluation). A single
+#: ``priors.Categorical`` has its own bound (``max_values``).
+MAX_COMBINATIONS = 1000
+
+
 def check_option(owner: str, name: str, value: Any, *, integer: bool = False, minimum: float | None = None,
                  exclusive: bool = False) -> Any:
     """A solver option as a finite number (an ``int`` when ``integer``), at least ``minimum``.
@@ -130,6 +136,16 @@ class LogJoint:
                     self.discrete[k].append((name, pr))
                 else:
                     self.continuous.append((k, name, pr))
+        for k, items in enumerate(self.discrete):
+            sizes = [len(pr.enumerate()[0]) for _, pr in items]
+            combos = int(np.prod(sizes)) if sizes else 1
+            if combos > max([MAX_COMBINATIONS] + sizes):
+                names = " x ".join(f"{n} ({m})" for (n, _), m in zip(items, sizes))
+                raise ValueError(
+                    f"{self.human_labels[k]}: the discrete priors {names} make {combos} combinations, each one "
+                    f"plan of the human model per evaluation of the log-joint, more than "
+                    f"irl.solvers.base.MAX_COMBINATIONS = {MAX_COMBINATIONS}; use coarser grids, or raise the limit "
+                    f"on purpose")
         self.n_reward = reward_model.n_params
 
     @property
