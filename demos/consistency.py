@@ -18,6 +18,18 @@ be legitimate and are accepted when named in ``allow``:
 
 An action taken in a terminal state is always an error: the episode has ended
 there, and the MDP has no dynamics after it.
+
+Example:
+    >>> import numpy as np, irl, human_models as hm, demos
+    >>> T = np.zeros((2, 1, 2)); T[0, 0, 1] = T[1, 0, 1] = 1.0
+    >>> mdp = irl.TabularMDP.from_arrays(T, initial=[1, 0], horizon=2)
+    >>> late = demos.Trajectories.from_lists([[1, 1]], [[0]])          # starts in state 1
+    >>> try:
+    ...     irl.Evidence(mdp, late, hm.Boltzmann(1.0))
+    ... except demos.DemoValidationError as e:
+    ...     print(str(e)[:75])
+    trajectory 0, step 0: it starts in state 1, where the MDP's initial distrib
+    >>> ev = irl.Evidence(mdp, late, hm.Boltzmann(1.0), allow=("off_initial_start",))
 """
 
 from __future__ import annotations
