@@ -59,7 +59,8 @@ def check_horizon(horizon: Any, n_states: int, n_actions: int, *, name: str = "h
 
     Args:
         horizon: number of actions per episode.
-        n_states, n_actions: the MDP's ``S`` and ``A``.
+        n_states: the MDP's ``S``.
+        n_actions: the MDP's ``A``.
         name: what to call it in messages.
 
     Returns:
