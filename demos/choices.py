@@ -36,16 +36,24 @@ def _reward_tensor(reward: Any, n_states: int, n_actions: int) -> Any:
     return r
 
 
-def _segment_returns(segments: Trajectories, reward: Any, discount: float) -> Any:
-    """Discounted return of every segment, ``(..., M)``, differentiable in ``reward (..., S, A)``."""
+def _segment_steps(segments: Trajectories, discount: float) -> tuple[Any, ...]:
+    """``(s, a, segment, discount ** t)`` of every step of every segment, as tensors."""
     import torch
 
     t, s = segments.step_index
     seg = np.repeat(np.arange(len(segments)), segments.lengths)
-    w = torch.from_numpy(discount ** t.astype(np.float64))
-    vals = reward[..., torch.from_numpy(s), torch.from_numpy(segments.actions.copy())] * w
+    return (torch.from_numpy(s), torch.from_numpy(segments.actions.copy()), torch.from_numpy(seg),
+            torch.from_numpy(discount ** t.astype(np.float64)))
+
+
+def _segment_returns(segments: Trajectories, reward: Any, discount: float) -> Any:
+    """Discounted return of every segment, ``(..., M)``, differentiable in ``reward (..., S, A)``."""
+    import torch
+
+    s, a, seg, w = _segment_steps(segments, discount)
+    vals = reward[..., s, a] * w
     out = torch.zeros(*reward.shape[:-2], len(segments), dtype=reward.dtype)
-    return out.index_add(-1, torch.from_numpy(seg), vals)
+    return out.index_add(-1, seg, vals)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,16 +133,34 @@ class Choices:
         """``sum_i log P(chosen_i | options_i)`` under ``human``'s choice rule; differentiable in ``reward``."""
         import torch
 
-        self.validate(mdp.n_states, mdp.n_actions)
+        (s, a, seg, w), option, mask, chosen = self.sufficient_statistics(mdp)
         r = _reward_tensor(reward, mdp.n_states, mdp.n_actions)
-        gamma = mdp.discount if self.discount is None else float(self.discount)
-        returns = _segment_returns(self.segments, r, gamma)
-        idx = self.option_index()
-        mask = torch.from_numpy(idx >= 0)
-        values = returns[..., torch.from_numpy(np.maximum(idx, 0))]
-        logp = human.choice_log_probs(values, mask)
-        rows = torch.arange(len(self))
-        return logp[..., rows, torch.from_numpy(self.chosen.copy())].sum(-1)
+        vals = r[..., s, a] * w
+        returns = torch.zeros(*r.shape[:-2], len(self.segments), dtype=r.dtype).index_add(-1, seg, vals)
+        logp = human.choice_log_probs(returns[..., option], mask)
+        return logp[..., torch.arange(len(self)), chosen].sum(-1)
+
+    def sufficient_statistics(self, mdp: Any) -> tuple[tuple[Any, ...], Any, Any, Any]:
+        """Index tensors of the segments' steps and of the options, computed once per MDP.
+
+        Returns:
+            ``((s, a, seg, discount_weights), option, mask, chosen)`` where
+            ``option (N, C_max)`` indexes segments (padding points at 0 and is
+            masked out by ``mask``).
+        """
+        from demos.statistics import memo
+
+        def compute() -> tuple[tuple[Any, ...], Any, Any, Any]:
+            import torch
+
+            self.validate(mdp.n_states, mdp.n_actions)
+            gamma = mdp.discount if self.discount is None else float(self.discount)
+            steps = _segment_steps(self.segments, gamma)
+            idx = self.option_index()
+            return (steps, torch.from_numpy(np.maximum(idx, 0)), torch.from_numpy(idx >= 0),
+                    torch.from_numpy(self.chosen.copy()))
+
+        return memo(self, mdp, "options", compute)
 
     # ------------------------------------------------------------------ files
     def _save_npz(self, path: Any) -> None:

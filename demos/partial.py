@@ -116,19 +116,51 @@ class StateOnly:
         Trajectories(tr.states, np.zeros_like(tr.actions), tr.lengths).validate(n_states, n_actions, horizon=horizon)
         return self
 
+    def check_consistency(self, mdp: Any, *, allow: Any = ()) -> "StateOnly":
+        """Refuse state sequences that contradict ``mdp`` (see :mod:`demos.consistency`); a step is
+        impossible when no action can produce it.
+
+        Raises:
+            DemoValidationError: naming the trajectory and the step.
+        """
+        from demos.consistency import check_trajectories
+
+        check_trajectories(self.trajectories, mdp, allow=allow, actions=False)
+        return self
+
     def log_likelihood_under(self, human: Any, mdp: Any, reward: Any) -> torch.Tensor:
         """``sum_i sum_t log sum_a pi_t(a|s_t) P(s_{t+1}|s_t,a)``; differentiable in ``reward``.
 
         Returns ``-inf`` if an observed step is impossible under the dynamics.
         """
-        self.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
-        tr = self.trajectories
-        t, s = tr.step_index
-        s_next = np.delete(tr.states, tr.state_offsets[:-1])  # every state but each episode's first
-        logP = torch.from_numpy(_transition_logprob(mdp, s, s_next))
+        t, s, logP, weights = self.sufficient_statistics(mdp)
         logp, timed = _logp(human, mdp, reward)
-        pol = logp[..., torch.from_numpy(t), torch.from_numpy(s), :] if timed else logp[..., torch.from_numpy(s), :]
-        return torch.logsumexp(pol + logP, dim=-1).sum(-1)
+        pol = logp[..., t, s, :] if timed else logp[..., s, :]
+        return torch.logsumexp(pol + logP, dim=-1) @ weights.to(pol.dtype)
+
+    def sufficient_statistics(self, mdp: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The distinct observed steps ``(t, s, s')``, counted once per MDP (see :mod:`demos.statistics`).
+
+        Returns:
+            ``(t, s, log_P, counts)``: time and source state of each distinct step
+            ``(K,)``, ``log P(s' | s, a)`` for every action ``(K, A)`` and how often
+            the step occurs ``(K,)`` (``float64``).
+        """
+        from demos.statistics import memo
+
+        def compute() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            self.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+            tr = self.trajectories
+            t, s = tr.step_index
+            s_next = np.delete(tr.states, tr.state_offsets[:-1])  # every state but each episode's first
+            S = mdp.n_states
+            keys, counts = np.unique((t * S + s) * S + s_next, return_counts=True)
+            t, rest = np.divmod(keys, S * S)
+            s, s_next = np.divmod(rest, S)
+            return (torch.from_numpy(t), torch.from_numpy(s), torch.from_numpy(_transition_logprob(mdp, s, s_next)),
+                    torch.from_numpy(counts.astype(np.float64)))
+
+        return memo(self, mdp, "steps", compute)
 
     def _save_npz(self, path: Any) -> None:
         from demos.io import save_arrays
@@ -226,20 +258,35 @@ class Transitions:
         Raises:
             DemoValidationError: ids out of range, or an ``s'`` the dynamics cannot produce.
         """
-        self.validate(mdp.n_states, mdp.n_actions)
-        if self.next_states is not None:
-            ok = np.isfinite(_transition_logprob(mdp, self.states, self.next_states)[np.arange(len(self)),
-                                                                                      self.actions])
-            if not ok.all():
-                k = int(np.flatnonzero(~ok)[0])
-                raise DemoValidationError(f"pair {k}: ({self.states[k]}, {self.actions[k]}) -> {self.next_states[k]} "
-                                          f"is impossible under the MDP's dynamics")
+        s, a, weights = self.sufficient_statistics(mdp)
         logp, timed = _logp(human, mdp, reward)
-        s, a = torch.from_numpy(self.states.copy()), torch.from_numpy(self.actions.copy())
-        if not timed:
-            return logp[..., s, a].sum(-1)
-        marginal = _visit_weighted_log_policy(mdp, logp)
-        return marginal[..., s, a].sum(-1)
+        if timed:
+            logp = _visit_weighted_log_policy(mdp, logp)
+        observed = logp[..., s, a]
+        return observed @ weights.to(observed.dtype)
+
+    def sufficient_statistics(self, mdp: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The distinct observed pairs ``(s, a)`` and their counts ``(K,)``, once per MDP.
+
+        Raises:
+            DemoValidationError: ids out of range, or an ``s'`` the dynamics cannot produce.
+        """
+        from demos.statistics import memo
+
+        def compute() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            self.validate(mdp.n_states, mdp.n_actions)
+            if self.next_states is not None:
+                ok = np.isfinite(_transition_logprob(mdp, self.states, self.next_states)[np.arange(len(self)),
+                                                                                          self.actions])
+                if not ok.all():
+                    k = int(np.flatnonzero(~ok)[0])
+                    raise DemoValidationError(f"pair {k}: ({self.states[k]}, {self.actions[k]}) -> "
+                                              f"{self.next_states[k]} is impossible under the MDP's dynamics")
+            keys, counts = np.unique(self.states * mdp.n_actions + self.actions, return_counts=True)
+            s, a = np.divmod(keys, mdp.n_actions)
+            return torch.from_numpy(s), torch.from_numpy(a), torch.from_numpy(counts.astype(np.float64))
+
+        return memo(self, mdp, "pairs", compute)
 
     def _save_npz(self, path: Any) -> None:
         from demos.io import save_arrays

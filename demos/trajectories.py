@@ -254,20 +254,53 @@ class Trajectories:
         nothing. Returns a torch scalar (``(B,)`` for a batch of rewards),
         differentiable in ``reward``.
         """
-        import torch
-
-        counts = self.counts(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+        shape, where, weights = self.sufficient_statistics(mdp)
         logp = human.action_log_probs(mdp, reward)
-        if tuple(logp.shape[-counts.ndim:]) != tuple(counts.shape):
+        if tuple(logp.shape[-len(shape):]) != shape:
             raise DemoValidationError(f"the human model's policy has shape {tuple(logp.shape)}, which does not "
-                                      f"end in the data's count shape {tuple(counts.shape)}")
+                                      f"end in the data's count shape {shape}")
         # score only the observed (t, s, a) entries: a gather of a few thousand log-probabilities instead of a
         # product over the whole (B, H, S, A) policy (and its backward), which dominated batched samplers
-        flat = counts.ravel()
-        idx = np.flatnonzero(flat)
-        where = tuple(torch.from_numpy(i) for i in np.unravel_index(idx, counts.shape))
         observed = logp[(Ellipsis, *where)]  # no copy of a strided policy
-        return observed @ torch.from_numpy(flat[idx]).to(observed.dtype)
+        return observed @ weights.to(observed.dtype)
+
+    def sufficient_statistics(self, mdp: Any) -> tuple[tuple[int, ...], tuple[Any, ...], Any]:
+        """What the likelihood needs from the data, counted once per MDP (see :mod:`demos.statistics`).
+
+        Returns:
+            ``(shape, where, weights)``: the count table's shape (``(H, S, A)`` for a
+            finite horizon, else ``(S, A)``), the index tensors of its non-zero
+            entries and their counts (``float64``), so that the log-likelihood is
+            ``logp[..., *where] @ weights``.
+
+        Raises:
+            DemoValidationError: ids or lengths that do not fit ``mdp``.
+        """
+        from demos.statistics import memo
+
+        def compute() -> tuple[tuple[int, ...], tuple[Any, ...], Any]:
+            import torch
+
+            counts = self.counts(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+            flat = counts.ravel()
+            idx = np.flatnonzero(flat)
+            where = tuple(torch.from_numpy(i) for i in np.unravel_index(idx, counts.shape))
+            return tuple(counts.shape), where, torch.from_numpy(flat[idx])
+
+        return memo(self, mdp, "action_counts", compute)
+
+    def check_consistency(self, mdp: Any, *, allow: Any = ()) -> "Trajectories":
+        """Refuse data that contradict ``mdp``: starts outside its initial distribution, steps its
+        dynamics give probability 0, actions after a terminal state, ``terminated`` on a non-terminal
+        state (see :mod:`demos.consistency`; ``allow`` accepts the first, second and last).
+
+        Raises:
+            DemoValidationError: naming the trajectory and the step.
+        """
+        from demos.consistency import check_trajectories
+
+        check_trajectories(self, mdp, allow=allow)
+        return self
 
     def save(self, path: str) -> None:
         """Write a versioned ``.npz`` (or ``.jsonl`` / ``.csv`` by extension) atomically."""

@@ -187,6 +187,23 @@ class WorldState:
         np.add.at(counts, (inv, self.states), 1.0)
         return starts, counts
 
+    def sufficient_statistics(self, mdp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Start distributions and observed-state counts ``(G, S)``, computed once per MDP.
+
+        Raises:
+            DemoValidationError: ids out of range for ``mdp``.
+        """
+        from demos.statistics import memo
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            self.validate(mdp.n_states, mdp.n_actions)
+            starts, counts = self._groups(mdp)
+            for a in (starts, counts):
+                a.setflags(write=False)
+            return starts, counts
+
+        return memo(self, mdp, "final_states", compute)
+
     def _policy(self, human: Any, mdp_T: Any, reward: Any) -> torch.Tensor:
         logp = human.action_log_probs(mdp_T, reward)
         if not isinstance(logp, torch.Tensor):
@@ -226,10 +243,9 @@ class WorldState:
         Raises:
             DemoValidationError: ids out of range for ``mdp``, or a policy of the wrong shape.
         """
-        self.validate(mdp.n_states, mdp.n_actions)
+        starts, counts = self.sufficient_statistics(mdp)
         mdp_T = _with_horizon(mdp, self.horizon)
         logp = self._policy(human, mdp_T, reward)
-        starts, counts = self._groups(mdp_T)
         lead = logp.shape[:-3]
         flat = logp.reshape(-1, *logp.shape[-3:])
         out = _FinalStateLogLik.apply(flat, mdp_T, starts, counts)

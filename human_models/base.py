@@ -180,12 +180,47 @@ def per_batch(value: Any, reward: torch.Tensor) -> Any:
     return value
 
 
+def check_array_param(name: str, value: Any, rule: str, ok: Any) -> Any:
+    """Validate every entry of a tensor or array parameter like a number; other values pass through.
+
+    A tensor (or numpy array, returned as a float64 tensor) given for a parameter,
+    e.g. a batch of values ``(B,)``, must be finite and satisfy ``ok`` entrywise,
+    exactly as a plain number would. Its autograd graph is kept.
+
+    Args:
+        name: the parameter's name (for messages).
+        value: anything; only ``torch.Tensor`` and ``numpy.ndarray`` are checked here.
+        rule: the rule in words, e.g. ``"> 0"`` (empty: any finite number).
+        ok: ``(numpy array) -> boolean array`` of the entries that satisfy the rule.
+
+    Raises:
+        HumanModelError: naming the first bad entry, e.g. ``beta must be a finite number > 0: got -1.0
+            (entry 0 of a tensor of shape ())``.
+    """
+    must = f"{name} must be a finite number{' ' + rule if rule else ''}"
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool or not np.issubdtype(value.dtype, np.number):
+            raise HumanModelError(f"{must}: got an array of dtype {value.dtype}")
+        value = torch.from_numpy(np.array(value, dtype=np.float64))
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.dtype == torch.bool or value.is_complex():
+        raise HumanModelError(f"{must}: got a tensor of dtype {value.dtype}")
+    v = value.detach().cpu().double().numpy()
+    good = np.isfinite(v) & ok(v)
+    if not good.all():
+        k = int(np.flatnonzero(~good.ravel())[0])
+        where = "" if v.ndim == 0 else f" (entry {k} of a tensor of shape {tuple(v.shape)})"
+        raise HumanModelError(f"{must}: got {float(v.ravel()[k])}{where}")
+    return value
+
+
 def positive_param(name: str, value: Any) -> Any:
-    """Validate a positive number; a tensor passes through, a prior must live on positive numbers."""
+    """Validate a positive number; a tensor is checked entrywise, a prior must live on positive numbers."""
     from priors import Categorical, is_prior
 
-    if isinstance(value, torch.Tensor):
-        return value
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return check_array_param(name, value, "> 0", lambda v: v > 0)
     if is_prior(value):
         if isinstance(value, Categorical):
             ok = all(float(v) > 0 for v in value.values)

@@ -31,9 +31,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from human_models.base import BaseHumanModel, HumanModelError, per_batch, positive_param
+from human_models.base import BaseHumanModel, HumanModelError, check_array_param, per_batch, positive_param
 from irl.autodiff import as_reward_tensor, q_values
-from irl.mdp import TabularMDP
+from irl.mdp import MDPValidationError, TabularMDP, check_horizon
 
 __all__ = ["Myopic", "BoundedPlanner", "FalseBelief", "Noisy", "tempered_transitions", "with_horizon"]
 
@@ -76,7 +76,7 @@ def int_param(name: str, value: Any, *, minimum: int = 1) -> Any:
     rule = f"an integer >= {minimum}"
     if _is_prior(value):
         return _discrete_only(name, value, rule, lambda v: _is_int_at_least(v, minimum))
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, (torch.Tensor, np.ndarray)):
         if value.ndim != 0:
             raise HumanModelError(f"{name} must be {rule}: got a tensor of shape {tuple(value.shape)} "
                                   f"(a discrete parameter cannot be batched)")
@@ -94,8 +94,8 @@ def nonnegative_param(name: str, value: Any) -> Any:
     """
     from priors import Categorical
 
-    if isinstance(value, torch.Tensor):
-        return value
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return check_array_param(name, value, ">= 0", lambda v: v >= 0)
     if _is_prior(value):
         if isinstance(value, Categorical):
             ok = all(_number(v) is not None and _number(v) >= 0 for v in value.values)
@@ -123,8 +123,8 @@ def unit_interval_param(name: str, value: Any) -> Any:
     """
     from priors import Categorical
 
-    if isinstance(value, torch.Tensor):
-        return value
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return check_array_param(name, value, "in [0, 1] (a probability)", lambda v: (v >= 0) & (v <= 1))
     if _is_prior(value):
         if isinstance(value, Categorical):
             ok = all(_number(v) is not None and 0.0 <= _number(v) <= 1.0 for v in value.values)
@@ -171,6 +171,10 @@ def with_horizon(mdp: TabularMDP, k: int) -> TabularMDP:
     key = ("human_models.horizon", int(k))
     out = mdp._cache.get(key)
     if out is None:
+        try:
+            check_horizon(k, mdp.n_states, mdp.n_actions, name="the human's planning horizon")
+        except MDPValidationError as e:
+            raise HumanModelError(str(e)) from None
         out = mdp.replace(horizon=int(k), name=f"{mdp.name} (planning horizon {int(k)})")
         mdp._cache[key] = out
     return out

@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from human_models.base import BaseHumanModel, HumanModelError, positive_param
+from human_models.base import BaseHumanModel, HumanModelError, check_array_param, positive_param
 
 __all__ = ["MetaBoltzmann", "RandomClicks", "amplify", "check_meta_human_model", "meta_of"]
 
@@ -60,7 +60,9 @@ def meta_of(mdp: Any) -> Any:
 def _real_param(name: str, value: Any) -> Any:
     from priors import is_prior
 
-    if isinstance(value, torch.Tensor) or is_prior(value):
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return check_array_param(name, value, "", lambda v: np.ones(v.shape, bool))
+    if is_prior(value):
         return value
     try:
         v = float(value)

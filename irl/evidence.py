@@ -7,7 +7,7 @@ its own MDP and with its own human model, all sharing the reward parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import torch
 
@@ -25,6 +25,21 @@ class Evidence:
         observation: e.g. :class:`demos.Trajectories`; it must have a
             ``log_likelihood_under(human, mdp, reward)`` method.
         human: the human model that explains the observation.
+        allow: data that contradict the MDP are refused when bound (an episode
+            starting where ``mdp.initial`` is 0, a step the dynamics give
+            probability 0, an action after a terminal state, ``terminated=True``
+            on a non-terminal state), each with an error naming the episode and
+            step. Name the ones that are legitimate for your data to accept them:
+            ``"off_initial_start"`` (data recorded from other starts),
+            ``"impossible_transitions"`` (data from a slightly different system),
+            ``"terminated_elsewhere"`` (the MDP does not mark every terminal
+            state). Actions after a terminal state are always refused.
+
+    Raises:
+        TypeError: an argument of the wrong kind.
+        demos.DemoValidationError: data that do not fit the MDP (ids, lengths, the
+            checks above), naming the episode and step.
+        ValueError: an unknown name in ``allow`` (listing the known ones).
 
     Example:
         >>> import irl, human_models as hm, demos
@@ -38,6 +53,7 @@ class Evidence:
     mdp: TabularMDP
     observation: Any
     human: Any
+    allow: Collection[str] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.mdp, TabularMDP):
@@ -50,6 +66,15 @@ class Evidence:
         validate = getattr(self.observation, "validate", None)
         if validate is not None:
             validate(self.mdp.n_states, self.mdp.n_actions, horizon=self.mdp.horizon)
+        from demos.consistency import check_allow
+
+        object.__setattr__(self, "allow", check_allow(self.allow))
+        consistency = getattr(self.observation, "check_consistency", None)
+        if consistency is not None:
+            consistency(self.mdp, allow=self.allow)
+        statistics = getattr(self.observation, "sufficient_statistics", None)
+        if statistics is not None:  # counted once here; every likelihood call reuses them
+            statistics(self.mdp)
 
     def log_likelihood(self, reward: Any) -> torch.Tensor:
         """``log p(observation | reward, human, mdp)``; differentiable in ``reward``."""

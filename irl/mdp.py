@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["TabularMDP", "MDPValidationError", "as_reward_array"]
+__all__ = ["TabularMDP", "MDPValidationError", "as_reward_array", "check_horizon", "MAX_PLAN_BYTES"]
 
 _ATOL = 1e-6
 
@@ -37,6 +37,61 @@ def _check_finite(name: str, a: np.ndarray) -> None:
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise MDPValidationError(f"{name}{list(idx)} must be finite: got {a[idx]}")
+
+
+#: Largest time-indexed plan (``horizon x S x A`` float64 numbers, one reward hypothesis) an MDP may
+#: ask for. Finite-horizon planning stores a value per (t, s, a), so a horizon is refused, before
+#: anything is allocated, when that table would exceed this many bytes. Raise it on purpose on a
+#: machine with the memory (``irl.mdp.MAX_PLAN_BYTES = 64 * 2**30``).
+MAX_PLAN_BYTES = 8 * 2 ** 30
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n_bytes < 1024 or unit == "PiB":
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.3g} PiB"  # pragma: no cover
+
+
+def check_horizon(horizon: Any, n_states: int, n_actions: int, *, name: str = "horizon") -> int:
+    """A horizon as a positive ``int`` whose time-indexed plan fits in :data:`MAX_PLAN_BYTES`.
+
+    Args:
+        horizon: number of actions per episode.
+        n_states: the MDP's ``S``.
+        n_actions: the MDP's ``A``.
+        name: what to call it in messages.
+
+    Returns:
+        ``int(horizon)``.
+
+    Raises:
+        MDPValidationError: not a positive integer (NaN, inf, 2.5, True, "3"), or a plan of
+            ``horizon x S x A`` float64 values larger than :data:`MAX_PLAN_BYTES` (the message
+            gives the size).
+
+    Example:
+        >>> check_horizon(20.0, 64, 5)
+        20
+    """
+    bad = MDPValidationError(f"{name} must be a positive integer or None: got {horizon!r}")
+    if isinstance(horizon, (bool, np.bool_, str, bytes)):
+        raise bad
+    try:
+        h = float(horizon)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not np.isfinite(h) or h != int(h) or h < 1:
+        raise bad
+    need = h * n_states * n_actions * 8.0
+    if need > MAX_PLAN_BYTES:
+        raise MDPValidationError(
+            f"{name} = {int(h)} is too long for this MDP: a time-indexed plan needs {int(h)} x {n_states} states x "
+            f"{n_actions} actions float64 values = {_size(need)} per reward hypothesis, more than "
+            f"irl.mdp.MAX_PLAN_BYTES = {_size(MAX_PLAN_BYTES)}; use a shorter horizon, or an infinite horizon "
+            f"(horizon=None with discount < 1), or raise irl.mdp.MAX_PLAN_BYTES if the machine has the memory")
+    return int(h)
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,10 +213,7 @@ class TabularMDP:
             raise MDPValidationError(f"discount must lie in [0, 1]: got {g}")
         object.__setattr__(self, "discount", g)
         if self.horizon is not None:
-            H = self.horizon
-            if int(H) != H or int(H) < 1:
-                raise MDPValidationError(f"horizon must be a positive integer or None: got {H!r}")
-            object.__setattr__(self, "horizon", int(H))
+            object.__setattr__(self, "horizon", check_horizon(self.horizon, S, A))
 
         if self.features is not None:
             f = np.asarray(self.features, dtype=np.float64)

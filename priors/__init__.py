@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -40,10 +41,44 @@ def _t(x: float) -> torch.Tensor:
     return torch.tensor(float(x), dtype=_F64)
 
 
-def _positive(cls: str, **kw: float) -> None:
+def _finite_number(cls: str, key: str, value: Any) -> float:
+    """``value`` as a finite float, or a ValueError naming the prior, the parameter and what was found."""
+    if isinstance(value, bool):
+        raise ValueError(f"{cls} prior {key} must be a finite number: got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{cls} prior {key} must be a finite number: got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{cls} prior {key} must be a finite number: got {v}")
+    return v
+
+
+def _categorical_key(i: int, value: Any) -> Any:
+    """A Categorical value's identity: a finite number (as float, so 1 == 1.0) or a label such as a string."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return _finite_number("Categorical", f"values[{i}]", value)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _finite(cls: str, **kw: Any) -> None:
     for k, v in kw.items():
-        if not float(v) > 0:
-            raise ValueError(f"{cls} prior {k} must be > 0: got {v}")
+        _finite_number(cls, k, v)
+
+
+def _positive(cls: str, **kw: Any) -> None:
+    for k, v in kw.items():
+        if not _finite_number(cls, k, v) > 0:
+            raise ValueError(f"{cls} prior {k} must be a finite number > 0: got {v}")
 
 
 class Prior:
@@ -114,6 +149,7 @@ class Gaussian(Prior):
     name = "gaussian"
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0) -> None:
+        _finite("Gaussian", loc=loc)
         _positive("Gaussian", scale=scale)
         self.loc, self.scale = float(loc), float(scale)
 
@@ -127,6 +163,7 @@ class Laplace(Prior):
     name = "laplace"
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0) -> None:
+        _finite("Laplace", loc=loc)
         _positive("Laplace", scale=scale)
         self.loc, self.scale = float(loc), float(scale)
 
@@ -140,6 +177,7 @@ class Uniform(Prior):
     name = "uniform"
 
     def __init__(self, low: float = -1.0, high: float = 1.0) -> None:
+        _finite("Uniform", low=low, high=high)
         if not float(high) > float(low):
             raise ValueError(f"Uniform prior needs low < high: got low={low}, high={high}")
         self.low, self.high = float(low), float(high)
@@ -161,6 +199,7 @@ class LogNormal(Prior):
     name = "lognormal"
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0) -> None:
+        _finite("LogNormal", loc=loc)
         _positive("LogNormal", scale=scale)
         self.loc, self.scale = float(loc), float(scale)
 
@@ -217,8 +256,15 @@ class Categorical(Prior):
     """A discrete prior over a finite set of values (e.g. a planning horizon); summed out exactly.
 
     Args:
-        values: the possible values.
+        values: the possible values (distinct finite numbers, or labels such as strings).
         probs: their prior probabilities (default uniform).
+        max_values: refuse more values than this (default 1000). Each value costs
+            one likelihood term, i.e. one plan of the human model, in every
+            evaluation of the log-joint; raise the limit only on purpose.
+
+    Raises:
+        ValueError: no values, non-finite or repeated values, bad probabilities,
+            or more than ``max_values`` values (with an estimate of the cost).
 
     Example:
         >>> import priors
@@ -230,14 +276,41 @@ class Categorical(Prior):
     name = "categorical"
     discrete = True
 
-    def __init__(self, values: Any, probs: Any = None) -> None:
-        vals = [v for v in values]
+    def __init__(self, values: Any, probs: Any = None, *, max_values: int = 1000) -> None:
+        try:
+            vals = [v for v in values]
+        except TypeError:
+            raise ValueError(f"Categorical prior values must be a list of numbers: got {values!r}") from None
         if not vals:
-            raise ValueError("Categorical prior needs at least one value")
-        if len(set(vals)) != len(vals):
-            raise ValueError(f"Categorical prior values must be distinct: got {vals}")
-        p = torch.full((len(vals),), 1.0 / len(vals), dtype=_F64) if probs is None else torch.as_tensor(
-            [float(x) for x in probs], dtype=_F64)
+            raise ValueError("Categorical prior needs at least one value: got an empty list")
+        keys = [_categorical_key(i, v) for i, v in enumerate(vals)]
+        limit = _finite_number("Categorical", "max_values", max_values)
+        if limit != int(limit) or limit < 1:
+            raise ValueError(f"Categorical prior max_values must be a positive integer: got {max_values!r}")
+        if len(vals) > limit:
+            raise ValueError(
+                f"Categorical prior has {len(vals)} values ({vals[0]!r} .. {vals[-1]!r}), more than max_values = "
+                f"{int(limit)}: it is summed out exactly, so every evaluation of the log-joint computes one "
+                f"likelihood term (one plan of the human model, e.g. one planner call per horizon value) per value, "
+                f"{len(vals)} planner calls per evaluation, and a fit makes hundreds to thousands of evaluations "
+                f"(at 1 ms to 1 s per planner call: {_duration(len(vals) * 1e-3 * 300)} to "
+                f"{_duration(len(vals) * 300.0)} for 300 evaluations). Use a coarser grid (values=1|2|4|8|...), or "
+                f"raise the limit on purpose: Categorical(values, max_values={len(vals)}) in Python; on the command "
+                f"line categorical:values=...,max_values={len(vals)}, or prior:categorical(...;max_values={len(vals)}) "
+                f"inside a human model")
+        seen: dict[Any, int] = {}
+        for i, (k, v) in enumerate(zip(keys, vals)):
+            if k in seen:
+                raise ValueError(f"Categorical prior values must be distinct: values[{seen[k]}] and "
+                                 f"values[{i}] are both {v!r}")
+            seen[k] = i
+        if probs is None:
+            p = torch.full((len(vals),), 1.0 / len(vals), dtype=_F64)
+        else:
+            try:
+                p = torch.as_tensor([_finite_number("Categorical", "probs", x) for x in probs], dtype=_F64)
+            except TypeError:
+                raise ValueError(f"Categorical probs must be a list of numbers: got {probs!r}") from None
         if p.shape != (len(vals),) or (p < 0).any() or abs(float(p.sum()) - 1.0) > 1e-8:
             raise ValueError(f"Categorical probs must be {len(vals)} non-negative numbers summing to 1: got {probs}")
         self.values, self.probs = vals, p.tolist()
@@ -339,7 +412,7 @@ def make(spec: str) -> Prior:
             kwargs[k] = list(range(int(_number(lo, spec)), int(_number(hi, spec)) + 1))
         elif "|" in v or k in ("values", "probs"):
             nums = [_number(x, spec) for x in v.split("|")]
-            kwargs[k] = [int(x) if x == int(x) and k == "values" else x for x in nums]
+            kwargs[k] = [int(x) if k == "values" and math.isfinite(x) and x == int(x) else x for x in nums]
         else:
             kwargs[k] = _number(v, spec)
     cls = _REGISTRY.get(name.strip().lower())

@@ -12,7 +12,58 @@ import torch
 from irl.evidence import Evidence
 from irl.rewards import RewardModel
 
-__all__ = ["LogJoint", "RewardEstimate", "n_observations"]
+__all__ = ["LogJoint", "RewardEstimate", "n_observations", "check_option", "check_reward_prior"]
+
+
+#: Largest number of combinations of several discrete human parameters of one model that the
+#: log-joint enumerates (one plan of the human model each, per evaluation). A single
+#: ``priors.Categorical`` has its own bound (``max_values``).
+MAX_COMBINATIONS = 1000
+
+
+def check_option(owner: str, name: str, value: Any, *, integer: bool = False, minimum: float | None = None,
+                 exclusive: bool = False) -> Any:
+    """A solver option as a finite number (an ``int`` when ``integer``), at least ``minimum``.
+
+    Raises:
+        ValueError: naming the solver, the option, the rule and what was found.
+
+    Example:
+        >>> check_option("MaxEnt", "max_iter", 10, integer=True, minimum=1)
+        10
+    """
+    kind = "an integer" if integer else "a finite number"
+    bound = "" if minimum is None else f" {'>' if exclusive else '>='} {minimum:g}"
+    rule = f"{owner} {name} must be {kind}{bound}: got {value!r}"
+    if isinstance(value, bool) or (integer and not isinstance(value, (int, np.integer))
+                                   and not (isinstance(value, (float, np.floating)) and float(value).is_integer())):
+        raise ValueError(rule)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(rule) from None
+    if not np.isfinite(v) or (minimum is not None and (v <= minimum if exclusive else v < minimum)):
+        raise ValueError(rule)
+    return int(v) if integer else v
+
+
+def check_reward_prior(prior: Any) -> None:
+    """Refuse a reward prior that cannot be one: no ``log_prob``, or a discrete (enumerated) prior.
+
+    Raises:
+        TypeError: an object without ``log_prob(theta)``.
+        ValueError: a discrete prior such as ``priors.Categorical`` (it is for human parameters
+            such as a planning horizon, which are summed out; reward parameters are continuous).
+    """
+    if prior is None:
+        return
+    if getattr(prior, "discrete", False):
+        raise ValueError(f"the reward prior must be a continuous prior (priors.Gaussian, priors.Laplace, ...): got "
+                         f"{prior!r}, a discrete prior over a finite set of values, which is meant for a human "
+                         f"parameter such as a planning horizon (hm.Myopic(horizon=priors.Categorical(...)))")
+    if not callable(getattr(prior, "log_prob", None)):
+        raise TypeError(f"the reward prior must have log_prob(theta) (e.g. priors.Gaussian(0, 1)) or be None: "
+                        f"got {type(prior).__name__}")
 
 
 def n_observations(observation: Any) -> int:
@@ -57,6 +108,7 @@ class LogJoint:
     """
 
     def __init__(self, evidence: list[Evidence], reward_model: RewardModel, prior: Any = None) -> None:
+        check_reward_prior(prior)
         self.evidence, self.reward_model, self.prior = evidence, reward_model, prior
         for i, ev in enumerate(evidence):
             if (ev.mdp.n_states, ev.mdp.n_actions) != (reward_model.n_states, reward_model.n_actions):
@@ -84,6 +136,16 @@ class LogJoint:
                     self.discrete[k].append((name, pr))
                 else:
                     self.continuous.append((k, name, pr))
+        for k, items in enumerate(self.discrete):
+            sizes = [len(pr.enumerate()[0]) for _, pr in items]
+            combos = int(np.prod(sizes)) if sizes else 1
+            if combos > max([MAX_COMBINATIONS] + sizes):
+                names = " x ".join(f"{n} ({m})" for (n, _), m in zip(items, sizes))
+                raise ValueError(
+                    f"{self.human_labels[k]}: the discrete priors {names} make {combos} combinations, each one "
+                    f"plan of the human model per evaluation of the log-joint, more than "
+                    f"irl.solvers.base.MAX_COMBINATIONS = {MAX_COMBINATIONS}; use coarser grids, or raise the limit "
+                    f"on purpose")
         self.n_reward = reward_model.n_params
 
     @property

@@ -11,7 +11,7 @@ import torch
 
 from irl.evidence import as_evidence_list
 from irl.rewards import RewardModel, default_reward_model
-from irl.solvers.base import LogJoint, RewardEstimate, n_observations
+from irl.solvers.base import LogJoint, RewardEstimate, check_option, check_reward_prior, n_observations
 
 __all__ = ["MaxEnt"]
 
@@ -34,8 +34,10 @@ class MaxEnt:
             features, or tabular when it has none.
         prior: a prior with ``log_prob`` (e.g. ``priors.Gaussian(0, 1)``), or
             ``None`` for maximum likelihood.
-        max_iter: L-BFGS iteration limit.
-        tol: stop when the projected gradient (per demonstration step) is below this.
+        max_iter: L-BFGS iteration limit, an integer ``>= 1``.
+        tol: stop when the projected gradient (per demonstration step) is below
+            this, a finite number ``>= 0``. A fit whose log-joint is not finite
+            at the end is never reported as converged.
         callback: called as ``callback(iteration, objective, grad_norm)`` after each iteration.
 
     Example:
@@ -60,8 +62,14 @@ class MaxEnt:
             from human_models import Boltzmann
 
             human = Boltzmann(1.0)
+        check_reward_prior(prior)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"MaxEnt callback must be callable(iteration, objective, grad_norm) or None: "
+                            f"got {type(callback).__name__}")
         self.human, self.reward_model, self.prior = human, reward_model, prior
-        self.max_iter, self.tol, self.callback = int(max_iter), float(tol), callback
+        self.max_iter = check_option("MaxEnt", "max_iter", max_iter, integer=True, minimum=1)
+        self.tol = check_option("MaxEnt", "tol", tol, minimum=0.0)
+        self.callback = callback
 
     def fit(self, env_or_evidence: Any, data: Any = None, *, init: Any = None) -> RewardEstimate:
         """Fit to ``(env, data)``, one :class:`irl.Evidence`, or a list of them.
@@ -131,11 +139,16 @@ class MaxEnt:
             human_params: dict[str, Any] = {k: float(v) for k, v in joint.human_values(x).items()}
         human_params.update(joint.discrete_posterior(x))
         grad_ok = float(np.abs(res.jac).max()) <= max(self.tol, 1e-5) if res.jac is not None else False
+        message = str(res.message)
+        finite = bool(np.isfinite(ll) and np.isfinite(lp))
+        if not finite:  # a gradient of 0 at log-joint -inf (outside the prior's support, an impossible datum) is no optimum
+            message = (f"the log-joint is not finite at the end (log-likelihood {ll}, log-prior {lp}): not converged; "
+                       f"check the prior's support and the data ({message})")
         return RewardEstimate(
             reward=reward, theta=res.x[:model.n_params].copy(), log_likelihood=ll, log_prior=lp,
             human_params=human_params,
-            converged=bool(res.success or grad_ok), history=history, param_names=model.param_names(),
+            converged=finite and bool(res.success or grad_ok), history=history, param_names=model.param_names(),
             info={"solver": "maxent", "human": repr(self.human), "prior": repr(self.prior),
-                  "evaluations": n_eval, "message": str(res.message),
+                  "evaluations": n_eval, "message": message,
                   "seconds": time.perf_counter() - t0, "n_evidence": len(evidence), "n_observations": n_obs,
                   "n_free_params": joint.dim, "x": res.x.tolist()})

@@ -1,0 +1,179 @@
+"""Bad inputs to priors, human models, horizons and solver options: each refused with a message
+that says what was wrong, what was expected and what was found."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import demos
+import human_models as hm
+import irl
+import priors
+from human_models import HumanModelError
+from irl import MDPValidationError
+
+
+# ------------------------------------------------------------------ priors
+@pytest.mark.parametrize("make, message", [
+    (lambda: priors.Gaussian(scale=math.inf), "Gaussian prior scale must be a finite number: got inf"),
+    (lambda: priors.Gaussian(loc=math.nan), "Gaussian prior loc must be a finite number: got nan"),
+    (lambda: priors.Gaussian(scale=0.0), "Gaussian prior scale must be a finite number > 0: got 0.0"),
+    (lambda: priors.Laplace(loc=math.inf), "Laplace prior loc must be a finite number: got inf"),
+    (lambda: priors.Laplace(scale=-1), "Laplace prior scale must be a finite number > 0: got -1"),
+    (lambda: priors.LogNormal(loc=math.nan), "LogNormal prior loc must be a finite number: got nan"),
+    (lambda: priors.Gamma(concentration=math.nan), "Gamma prior concentration must be a finite number: got nan"),
+    (lambda: priors.Gamma(rate=math.inf), "Gamma prior rate must be a finite number: got inf"),
+    (lambda: priors.HalfNormal(scale="wide"), "HalfNormal prior scale must be a finite number: got 'wide'"),
+    (lambda: priors.Exponential(rate=0), "Exponential prior rate must be a finite number > 0: got 0"),
+    (lambda: priors.Uniform(low=-math.inf), "Uniform prior low must be a finite number: got -inf"),
+    (lambda: priors.Uniform(1, 1), "Uniform prior needs low < high: got low=1, high=1"),
+    (lambda: priors.Categorical([]), "Categorical prior needs at least one value: got an empty list"),
+    (lambda: priors.Categorical([1, 2, 1.0]), r"values must be distinct: values\[0\] and values\[2\] are both 1.0"),
+    (lambda: priors.Categorical([1, math.nan]), r"Categorical prior values\[1\] must be a finite number: got nan"),
+    (lambda: priors.Categorical([1, 2], probs=[math.nan, 1.0]), "Categorical prior probs must be a finite number"),
+    (lambda: priors.Categorical([1, 2], probs=[0.2, 0.2]), "probs must be 2 non-negative numbers summing to 1"),
+    (lambda: priors.make("categorical:values=1|nan"), r"values\[1\] must be a finite number: got nan"),
+    (lambda: priors.make("gaussian:scale=inf"), "scale must be a finite number: got inf"),
+])
+def test_priors_refuse_bad_parameters(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_categorical_labels_are_still_allowed():
+    assert priors.Categorical(["naive", "sophisticated"]).values == ["naive", "sophisticated"]
+
+
+def test_an_enumerated_prior_is_bounded_with_a_cost_estimate_and_an_override():
+    with pytest.raises(ValueError) as e:
+        priors.make("categorical:values=1..100000")
+    msg = str(e.value)
+    assert "100000 values (1 .. 100000), more than max_values = 1000" in msg
+    assert "100000 planner calls per evaluation" in msg and "hours" in msg  # the time it would take
+    assert "max_values=100000" in msg  # how to override, in Python and on the command line
+    assert len(priors.make("categorical:values=1..1500,max_values=1500").values) == 1500
+    assert len(priors.Categorical(range(1, 1201), max_values=1200).values) == 1200
+    with pytest.raises(ValueError, match="max_values must be a positive integer: got 2.5"):
+        priors.Categorical([1, 2], max_values=2.5)
+
+
+def test_myopic_with_a_huge_enumerated_horizon_fails_at_once_not_after_30_minutes():
+    with pytest.raises(ValueError, match="more than max_values"):
+        hm.make("myopic:horizon=prior:categorical(1..100000)")
+    assert len(hm.make("myopic:horizon=prior:categorical(1..1001;max_values=1001)").horizon.values) == 1001
+
+
+def test_several_enumerated_parameters_are_bounded_together():
+    env = irl.envs.make("gridworld-5x5")
+    data = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=3, seed=0)
+    human = hm.Myopic(horizon=priors.Categorical(range(1, 101)), beta=1.0)
+    human = hm.Noisy(human, epsilon=priors.Categorical(np.linspace(0, 1, 11).tolist()))
+    with pytest.raises(ValueError, match=r"epsilon \(11\) x horizon \(100\) make 1100 combinations, each one plan of the human model .*"
+                                         r"base.MAX_COMBINATIONS = 1000"):
+        irl.MaxEnt(human=human).fit(env, data)
+
+
+# -------------------------------------------------------- solvers and priors
+@pytest.fixture(scope="module")
+def small():
+    env = irl.envs.make("gridworld-5x5")
+    return env, demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=20, seed=0)
+
+
+def test_a_discrete_reward_prior_is_refused(small):
+    env, data = small
+    with pytest.raises(ValueError, match="reward prior must be a continuous prior .* got Categorical"):
+        irl.MaxEnt(prior=priors.Categorical([0.0, 1.0]))
+    with pytest.raises(ValueError, match="reward prior must be a continuous prior"):
+        irl.BayesianIRL(prior=priors.Categorical([0.0, 1.0])).fit(env, data, samples=2, warmup=2)
+    with pytest.raises(TypeError, match="reward prior must have log_prob"):
+        irl.MaxEnt(prior="gaussian")
+
+
+def test_a_non_finite_log_joint_is_never_converged(small):
+    env, data = small
+    # zeros lie outside Uniform(1, 2): log-prior -inf, the gradient of the log-prior is 0 there
+    est = irl.MaxEnt(prior=priors.Uniform(1, 2), max_iter=20).fit(env, data)
+    assert est.log_prior == -math.inf
+    assert est.converged is False
+    assert "log-joint is not finite" in est.info["message"] and "not converged" in est.info["message"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_iter=0), "MaxEnt max_iter must be an integer >= 1: got 0"),
+    (dict(max_iter=2.5), "MaxEnt max_iter must be an integer >= 1: got 2.5"),
+    (dict(max_iter=True), "MaxEnt max_iter must be an integer >= 1: got True"),
+    (dict(tol=-1e-3), "MaxEnt tol must be a finite number >= 0: got -0.001"),
+    (dict(tol=math.nan), "MaxEnt tol must be a finite number >= 0: got nan"),
+    (dict(tol="small"), "MaxEnt tol must be a finite number >= 0: got 'small'"),
+])
+def test_maxent_options_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        irl.MaxEnt(**kwargs)
+
+
+def test_maxent_callback_must_be_callable():
+    with pytest.raises(TypeError, match="callback must be callable"):
+        irl.MaxEnt(callback=3)
+
+
+# ------------------------------------------------------------- human models
+@pytest.mark.parametrize("make, message", [
+    (lambda: hm.Boltzmann(beta=torch.tensor(-1.0)), "beta must be a finite number > 0: got -1.0"),
+    (lambda: hm.Boltzmann(beta=torch.tensor([1.0, math.nan])),
+     r"beta must be a finite number > 0: got nan \(entry 1 of a tensor of shape \(2,\)\)"),
+    (lambda: hm.BoltzmannQ(beta=np.array([2.0, 0.0])), "beta must be a finite number > 0: got 0.0"),
+    (lambda: hm.Boltzmann(beta=torch.tensor([True])), "beta must be a finite number > 0: got a tensor of dtype"),
+    (lambda: hm.Myopic(horizon=3, beta=torch.tensor(math.inf)), "beta must be a finite number > 0: got inf"),
+    (lambda: hm.Myopic(horizon=math.nan), "horizon must be an integer >= 1: got nan"),
+    (lambda: hm.Myopic(horizon=torch.tensor([2, 3])), "horizon must be an integer >= 1: got a tensor of shape"),
+    (lambda: hm.BoundedPlanner(iterations=0), "iterations must be an integer >= 1: got 0"),
+    (lambda: hm.Noisy(hm.Boltzmann(1.0), epsilon=torch.tensor(1.5)),
+     r"epsilon must be a finite number in \[0, 1\] \(a probability\): got 1.5"),
+    (lambda: hm.Noisy(hm.Boltzmann(1.0), epsilon=np.array([0.1, -0.1])), "epsilon must be a finite number in"),
+    (lambda: hm.HyperbolicDiscounter(k=torch.tensor(-0.5)), "k must be a finite number >= 0: got -0.5"),
+    (lambda: hm.MetaBoltzmann(cost=torch.tensor(math.nan)), "cost must be a finite number: got nan"),
+])
+def test_tensor_and_array_parameters_are_checked_like_numbers(make, message):
+    with pytest.raises(HumanModelError, match=message):
+        make()
+
+
+def test_good_tensor_parameters_keep_their_graph():
+    beta = torch.tensor([1.0, 2.0], requires_grad=True)
+    assert hm.Boltzmann(beta=beta).beta is beta
+
+
+# ------------------------------------------------------------------ horizons
+@pytest.mark.parametrize("horizon, message", [
+    (math.nan, "horizon must be a positive integer or None: got nan"),
+    (math.inf, "horizon must be a positive integer or None: got inf"),
+    (2.5, "horizon must be a positive integer or None: got 2.5"),
+    (True, "horizon must be a positive integer or None: got True"),
+    ("10", "horizon must be a positive integer or None: got '10'"),
+    (0, "horizon must be a positive integer or None: got 0"),
+])
+def test_mdp_horizon_must_be_a_positive_integer(horizon, message):
+    with pytest.raises(MDPValidationError, match=message):
+        irl.envs.make("gridworld-8x8").replace(horizon=horizon)
+
+
+def test_a_horizon_whose_plan_cannot_fit_in_memory_is_refused_before_allocating():
+    env = irl.envs.make("gridworld-8x8")
+    with pytest.raises(MDPValidationError) as e:
+        env.replace(horizon=10 ** 12)
+    msg = str(e.value)
+    assert "horizon = 1000000000000 is too long" in msg and "64 states x 5 actions" in msg
+    assert "2.27 PiB per reward hypothesis" in msg and "irl.mdp.MAX_PLAN_BYTES" in msg
+    assert env.replace(horizon=1000).horizon == 1000
+
+
+@pytest.mark.parametrize("model", [hm.Myopic(horizon=10 ** 12), hm.BoundedPlanner(iterations=10 ** 12)])
+def test_a_model_horizon_too_long_for_memory_is_refused_with_its_size(model):
+    env = irl.envs.make("aima-4x3")  # infinite horizon: the model's own horizon decides the plan's size
+    with pytest.raises(HumanModelError, match=r"the human's planning horizon = 1000000000000 is too long .* 320 TiB"):
+        model.action_log_probs(env, env.true_reward)
