@@ -127,9 +127,11 @@ class MaxEnt:
         with torch.no_grad():
             ll = float(joint.log_likelihood(x))
             lp = float(joint.log_prior(x))
-            reward = model(x[:model.n_params]).numpy().copy()
+            reward = model.reward_for(evidence[0].mdp, x[:model.n_params]).numpy().copy()
             human_params: dict[str, Any] = {k: float(v) for k, v in joint.human_values(x).items()}
         human_params.update(joint.discrete_posterior(x))
+        if hasattr(model, "set_theta"):  # a network keeps its trained weights: est.reward_model.reward(other_map)
+            model.set_theta(x[:model.n_params])
         grad_ok = float(np.abs(res.jac).max()) <= max(self.tol, 1e-5) if res.jac is not None else False
         return RewardEstimate(
             reward=reward, theta=res.x[:model.n_params].copy(), log_likelihood=ll, log_prior=lp,
@@ -138,4 +140,4 @@ class MaxEnt:
             info={"solver": "maxent", "human": repr(self.human), "prior": repr(self.prior),
                   "evaluations": n_eval, "message": str(res.message),
                   "seconds": time.perf_counter() - t0, "n_evidence": len(evidence), "n_observations": n_obs,
-                  "n_free_params": joint.dim, "x": res.x.tolist()})
+                  "n_free_params": joint.dim, "x": res.x.tolist()}, reward_model=model)
