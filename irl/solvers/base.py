@@ -139,6 +139,9 @@ class LogJoint:
             reward = model(theta)
             return lambda mdp: reward
         cache: dict[int, torch.Tensor] = {}
+        if theta.ndim == 1 and hasattr(model, "rewards"):  # one network pass per group of same-sized maps
+            mdps = list({id(ev.mdp): ev.mdp for ev in self.evidence}.values())
+            cache.update(zip(map(id, mdps), model.rewards(mdps, theta)))
 
         def of(mdp: Any) -> torch.Tensor:
             if id(mdp) not in cache:
