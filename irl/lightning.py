@@ -220,6 +220,7 @@ def trainer(*, max_epochs: int = 10, devices: int | str = 1, strategy: str = "au
         cbs.append(EarlyStopping(monitor=monitor, mode="min", patience=int(early_stopping_patience)))
     kwargs.setdefault("logger", False)
     kwargs.setdefault("enable_model_summary", False)
+    kwargs.setdefault("log_every_n_steps", 1)  # each step solves whole maps: steps are few and costly
     if checkpoint_dir is None:
         kwargs.setdefault("enable_checkpointing", False)
     return pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, num_nodes=num_nodes,

@@ -178,3 +178,45 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(manifest
     assert any(not torch.allclose(a[k], init[k]) for k in a)  # training moved the weights
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty:UserWarning")
+def test_cli_train_saves_the_network_and_resumes(manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    runner = CliRunner()
+    args = ["train", str(manifest), "--reward-model", "cnn:channels=4,kernel=3", "--batch-size", "2", "--lr", "0.05",
+            "--quiet", "--out", str(tmp_path / "net.pt"), "--log-dir", str(tmp_path / "logs")]
+    res = runner.invoke(app, args + ["--max-epochs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "Trained 1 epochs (2 steps, 1 process(es))" in res.output and "val_nll" in res.output
+    assert (tmp_path / "net.ckpt" / "last.ckpt").exists() and list((tmp_path / "logs").rglob("metrics.csv"))
+    first = NeuralReward.load(tmp_path / "net.pt")
+    assert first.input == "grid"
+    res = runner.invoke(app, args + ["--max-epochs", "2", "--ckpt-path", "last"])
+    assert res.exit_code == 0, res.output
+    assert "Trained 2 epochs (4 steps" in res.output  # resumed: one more epoch on top of the checkpoint
+    env = irl.envs.make("objectworld", size=8, features="continuous", seed=11)
+    assert not np.allclose(NeuralReward.load(tmp_path / "net.pt").reward(env), first.reward(env))
+    res = runner.invoke(app, ["train", str(manifest), "--reward-model", "mlp:depth=2", "--out", str(tmp_path / "x.pt")])
+    assert res.exit_code == 2 and "unknown mlp option 'depth'" in res.output
+    res = runner.invoke(app, ["train", str(tmp_path / "none.json"), "--out", str(tmp_path / "x.pt")])
+    assert res.exit_code == 1 and "none.json" in res.output
+
+
+def test_cli_fit_with_a_network_reward(manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    env = irl.envs.make("objectworld")  # what --env objectworld builds: 32x32, seed 0
+    data = tmp_path / "demos.npz"
+    demos.simulate(env, hm.Boltzmann(1.0), env.true_reward, n=3, seed=0, horizon=8).save(data)
+    res = CliRunner().invoke(app, ["fit", str(data), "--env", "objectworld", "--reward-model", "mlp:hidden=4",
+                                   "--max-iter", "5", "--quiet", "--out", str(tmp_path / "r.npz")])
+    assert res.exit_code == 0, res.output
+    model = NeuralReward.load(tmp_path / "r.net.pt")
+    est = irl.RewardEstimate.load(tmp_path / "r.npz")
+    np.testing.assert_allclose(model.reward(env), est.reward, atol=1e-10)
