@@ -168,3 +168,24 @@ def test_specs_and_validation_messages():
         NeuralReward(torch.nn.Linear(4, 3), env).reward(env)
     with pytest.raises(ValueError, match="without a reference MDP"):
         NeuralReward(torch.nn.Linear(4, 1))(torch.zeros(5))
+
+
+def test_maxent_adam_with_minibatches_of_maps():
+    envs = [irl.envs.make("objectworld", size=6, features="continuous", placement_prob=0.15, seed=s) for s in range(4)]
+    items = [irl.Evidence(e, demos.simulate(e, hm.Boltzmann(1.0), e.true_reward, n=8, seed=i, horizon=8),
+                          hm.Boltzmann(1.0)) for i, e in enumerate(envs)]
+    model = NeuralReward.from_spec("mlp:hidden=8", envs[0], seed=0)
+    start = float(irl.LogJoint(items, model).log_likelihood(model.initial_theta()).detach())
+    seen = []
+    est = irl.MaxEnt(reward_model=model, optimizer="adam", lr=0.05, batch_size=2, max_iter=40, seed=0,
+                     callback=lambda i, obj, g: seen.append(i)).fit(items)
+    assert seen == list(range(1, 41)) and est.info["evaluations"] == 41
+    assert est.log_likelihood > start + 0.1 * abs(start)
+    np.testing.assert_allclose(model.reward(envs[0]), est.reward, atol=1e-12)
+    with pytest.raises(ValueError, match="need human models with fixed parameters"):
+        import priors
+
+        bad = [irl.Evidence(ev.mdp, ev.observation, hm.Boltzmann(beta=priors.LogNormal(0.0, 1.0))) for ev in items]
+        irl.MaxEnt(reward_model=model, optimizer="adam", batch_size=2, max_iter=2).fit(bad)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        irl.MaxEnt(optimizer="sgd")

@@ -34,9 +34,18 @@ class MaxEnt:
             features, or tabular when it has none.
         prior: a prior with ``log_prob`` (e.g. ``priors.Gaussian(0, 1)``), or
             ``None`` for maximum likelihood.
-        max_iter: L-BFGS iteration limit.
+        max_iter: L-BFGS iteration limit (Adam: number of steps).
         tol: stop when the projected gradient (per demonstration step) is below this.
         callback: called as ``callback(iteration, objective, grad_norm)`` after each iteration.
+        optimizer: ``"lbfgs"`` (default; small models) or ``"adam"`` (large networks, many
+            evidence items): ``max_iter`` steps of Adam with learning rate ``lr``, each on
+            ``batch_size`` evidence items drawn at random (default all), the log-likelihood
+            scaled up to the whole data (an unbiased estimate of the log-joint). Minibatches
+            need human models with fixed parameters. For many maps in several processes see
+            :mod:`irl.lightning`.
+        lr: Adam's learning rate.
+        batch_size: evidence items per Adam step (``None``: all).
+        seed: seed of the minibatch draws.
 
     Example:
         >>> import irl, human_models as hm, demos
@@ -54,14 +63,20 @@ class MaxEnt:
     """
 
     def __init__(self, human: Any = None, *, reward_model: RewardModel | None = None, prior: Any = None,
-                 max_iter: int = 500, tol: float = 1e-8, callback: Callable[[int, float, float], None] | None = None
-                 ) -> None:
+                 max_iter: int = 500, tol: float = 1e-8, callback: Callable[[int, float, float], None] | None = None,
+                 optimizer: str = "lbfgs", lr: float = 1e-2, batch_size: int | None = None, seed: int = 0) -> None:
         if human is None:
             from human_models import Boltzmann
 
             human = Boltzmann(1.0)
+        if optimizer not in ("lbfgs", "adam"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; known: lbfgs, adam")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1 or None: got {batch_size}")
         self.human, self.reward_model, self.prior = human, reward_model, prior
         self.max_iter, self.tol, self.callback = int(max_iter), float(tol), callback
+        self.optimizer, self.lr, self.seed = optimizer, float(lr), seed
+        self.batch_size = None if batch_size is None else int(batch_size)
 
     def fit(self, env_or_evidence: Any, data: Any = None, *, init: Any = None) -> RewardEstimate:
         """Fit to ``(env, data)``, one :class:`irl.Evidence`, or a list of them.
@@ -119,6 +134,10 @@ class MaxEnt:
         t0 = time.perf_counter()
         if joint.dim == 0:  # nothing to fit (a fixed human model, a reward model without parameters): just score
             res = scipy.optimize.OptimizeResult(x=x0, success=True, jac=None, message="no free parameters")
+        elif self.optimizer == "adam":
+            res = self._adam(joint, evidence, model, x0, scale, history)
+            n_eval = len(history)  # one evaluation per step, plus the final full gradient (in f)
+            res.jac = f(res.x)[1]  # the full objective's gradient at the end decides "converged"
         else:
             res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", callback=cb,
                                           options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15,
@@ -141,3 +160,30 @@ class MaxEnt:
                   "evaluations": n_eval, "message": str(res.message),
                   "seconds": time.perf_counter() - t0, "n_evidence": len(evidence), "n_observations": n_obs,
                   "n_free_params": joint.dim, "x": res.x.tolist()}, reward_model=model)
+
+    def _adam(self, joint: LogJoint, evidence: list, model: RewardModel, x0: np.ndarray, scale: float,
+              history: list[dict[str, float]]) -> scipy.optimize.OptimizeResult:
+        """``max_iter`` Adam steps on (minibatch estimates of) the log-joint per observation."""
+        N = len(evidence)
+        B = N if self.batch_size is None else min(self.batch_size, N)
+        if B < N and (joint.dim != joint.n_reward or any(joint.discrete)):
+            raise ValueError(f"minibatches (batch_size={B} < {N} evidence items) need human models with fixed "
+                             f"parameters: {joint.param_names()[joint.n_reward:] + joint.discrete_names()} have "
+                             f"priors; use batch_size=None")
+        rng = np.random.default_rng(self.seed)
+        x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([x], lr=self.lr)
+        for it in range(self.max_iter):
+            sub = joint if B == N else LogJoint([evidence[i] for i in rng.choice(N, B, replace=False)], model,
+                                                self.prior)
+            obj = sub.log_prior(x) + sub.log_likelihood(x) * (N / B)
+            opt.zero_grad()
+            (-obj * scale).backward()
+            g = x.grad.detach()
+            opt.step()
+            rec = {"iteration": it + 1, "objective": float(obj.detach()), "grad_norm": float(g.abs().max())}
+            history.append(rec)
+            if self.callback is not None:
+                self.callback(rec["iteration"], rec["objective"], rec["grad_norm"])
+        return scipy.optimize.OptimizeResult(x=x.detach().numpy().copy(), success=False, jac=None,
+                                             message=f"adam: {self.max_iter} steps (lr {self.lr}, batch {B} of {N})")
