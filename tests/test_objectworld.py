@@ -97,3 +97,23 @@ def test_binaryworld_reward_counts_blue_neighbourhood():
 def test_objectworld_validation(kwargs, message):
     with pytest.raises(MDPValidationError, match=re.escape(message)):
         objectworld(**kwargs)
+
+
+def test_benchmark_records_on_a_tiny_problem():
+    """benchmarks/bench_objectworld.py: the records it writes (no timing assertions)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_objectworld.py"
+    spec = importlib.util.spec_from_file_location("bench_objectworld", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    recs = bench.run_evd(size=6, demos_list=[8], seeds=[0, 1], n_transfer=1, features="continuous",
+                         spec="mlp:hidden=4", max_iter=20)
+    assert [(r["method"], r["seed"]) for r in recs] == [("maxent-linear", 0), ("neural", 0), ("maxent-linear", 1),
+                                                        ("neural", 1)]
+    assert all(r["evd_train"] >= 0 and r["evd_transfer"] >= 0 for r in recs)
+    summary = bench.summarise(recs)
+    assert [s["method"] for s in summary] == ["maxent-linear", "neural"]
+    assert summary[0]["published_maxent"] == 25.7 and summary[1]["published_gpirl"] == 0.48
+    assert summary[0]["evd_train_mean"] == pytest.approx(np.mean([recs[0]["evd_train"], recs[2]["evd_train"]]))
