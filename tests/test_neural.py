@@ -89,7 +89,8 @@ def test_other_evidence_types_and_many_maps_in_one_log_joint():
     traj = demos.simulate(envs[0], human, envs[0].true_reward, n=3, seed=0)
     comp = demos.Comparisons.simulate(envs[1], human, envs[1].true_reward, 4, rng=1)
     states = demos.StateOnly.simulate(envs[1], human, envs[1].true_reward, 3, rng=2)
-    items = [irl.Evidence(envs[0], traj, human), irl.Evidence(envs[1], comp, human), irl.Evidence(envs[1], states, human)]
+    items = [irl.Evidence(envs[0], traj, human), irl.Evidence(envs[1], comp, human),
+             irl.Evidence(envs[1], states, human)]
     theta = model.initial_theta()
     with torch.no_grad():
         total = irl.LogJoint(items, model).log_likelihood(theta)
