@@ -117,10 +117,33 @@ class LinearReward(RewardModel):
 
     @classmethod
     def from_mdp(cls, mdp: TabularMDP) -> "LinearReward":
-        """The linear model on the MDP's own features."""
+        """The linear model on the MDP's own features; in other MDPs it reads *their* features.
+
+        So one weight vector scores evidence from several maps with the same feature
+        layout (``per_mdp``), each through its own features.
+        """
         if mdp.features is None:
             raise MDPValidationError(f"MDP {mdp.name!r} has no features; use TabularReward instead")
-        return cls(mdp.features, mdp.n_actions, names=None if mdp.feature_names is None else list(mdp.feature_names))
+        model = cls(mdp.features, mdp.n_actions, names=None if mdp.feature_names is None else list(mdp.feature_names))
+        model.home, model.per_mdp = mdp, True
+        return model
+
+    def check_layout(self, mdp: TabularMDP) -> None:
+        """Raise unless ``mdp`` has features of this model's length (and its number of actions)."""
+        F = self.n_params
+        if mdp.features is None or mdp.features.shape[-1] != F or mdp.n_actions != self.n_actions:
+            got = None if mdp.features is None else mdp.features.shape
+            raise MDPValidationError(f"the linear reward reads {F} features and {self.n_actions} actions: MDP "
+                                     f"{mdp.name!r} has features {got} and {mdp.n_actions} actions")
+
+    def reward_for(self, mdp: TabularMDP, theta: torch.Tensor) -> torch.Tensor:
+        if mdp is getattr(self, "home", mdp):
+            return self(theta)
+        others = self.__dict__.setdefault("_others", weakref.WeakKeyDictionary())  # MDP -> its linear model
+        if mdp not in others:
+            self.check_layout(mdp)
+            others[mdp] = LinearReward(mdp.features, mdp.n_actions)
+        return others[mdp](theta)
 
     @property
     def n_params(self) -> int:

@@ -190,3 +190,19 @@ def test_maxent_adam_with_minibatches_of_maps():
         irl.MaxEnt(reward_model=model, optimizer="adam", batch_size=2, max_iter=2).fit(bad)
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         irl.MaxEnt(optimizer="sgd")
+
+
+def test_linear_reward_reads_each_maps_own_features():
+    """One weight vector over several maps of the same size: each map is scored through its own features."""
+    a, b = irl.envs.gridworld(5, seed=0), irl.envs.gridworld(5, seed=1)
+    assert not np.array_equal(a.features, b.features)
+    w = torch.tensor([1.0, 0.0, -0.3, -1.0], dtype=torch.float64)
+    items = [irl.Evidence(m, demos.simulate(m, hm.Boltzmann(2.0), m.true_reward, n=5, seed=0), hm.Boltzmann(2.0))
+             for m in (a, b)]
+    joint = irl.LogJoint(items, LinearReward.from_mdp(a))
+    each = [float(ev.log_likelihood(LinearReward.from_mdp(ev.mdp)(w))) for ev in items]
+    assert float(joint.log_likelihood(w)) == pytest.approx(sum(each), rel=1e-12)
+    other = _world(5, features="discrete")  # 16 features
+    data = demos.simulate(other, hm.Boltzmann(1.0), other.true_reward, n=2, seed=0, horizon=3)
+    with pytest.raises(MDPValidationError, match=r"reads 4 features and 5 actions: MDP .* has features \(25, 16\)"):
+        irl.LogJoint([irl.Evidence(other, data, hm.Boltzmann(1.0))], LinearReward.from_mdp(a))
