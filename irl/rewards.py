@@ -18,10 +18,15 @@ __all__ = ["RewardModel", "TabularReward", "LinearReward", "default_reward_model
 
 
 class RewardModel(ABC):
-    """Base class: ``n_params``, ``__call__(theta) -> (..., S, A)`` and parameter names."""
+    """Base class: ``n_params``, ``__call__(theta) -> (..., S, A)`` and parameter names.
+
+    ``linear`` tells solvers that the reward is linear in ``theta`` (so a
+    Boltzmann log-likelihood is concave in it and one optimiser start suffices).
+    """
 
     n_states: int
     n_actions: int
+    linear: bool = False
 
     @property
     @abstractmethod
@@ -59,6 +64,8 @@ class TabularReward(RewardModel):
         torch.Size([3, 2])
     """
 
+    linear = True
+
     def __init__(self, n_states: int, n_actions: int, *, state_only: bool = True) -> None:
         self.n_states, self.n_actions, self.state_only = int(n_states), int(n_actions), bool(state_only)
 
@@ -88,6 +95,8 @@ class LinearReward(RewardModel):
         >>> m.n_params == env.n_features
         True
     """
+
+    linear = True
 
     def __init__(self, features: Any, n_actions: int | None = None, *, names: list[str] | None = None) -> None:
         f = np.asarray(features, dtype=np.float64)
