@@ -1,4 +1,9 @@
-"""Metrics judged by behaviour under the true reward (rewards are identifiable only up to shaping)."""
+"""Metrics judged by behaviour under the true reward, and reward distances that ignore shaping.
+
+Rewards are identifiable only up to potential shaping and scale, so rewards are compared
+with :func:`epic_distance` (Gleave et al. 2021) or :func:`shaping_invariant_correlation`
+rather than :func:`reward_correlation`.
+"""
 
 from __future__ import annotations
 

@@ -461,7 +461,7 @@ def find_flat_directions(joint: LogJoint, x: torch.Tensor, names: list[str], *, 
         vt = torch.from_numpy(v) * max(1.0, float(x[:P].norm()))  # far enough to leave a saturated plateau
         exact = reward_only and unchanged(torch.stack([x + vt, x - vt]))
         big = np.flatnonzero(np.abs(v) >= 0.1 * np.abs(v).max())
-        big = big[np.argsort(-np.abs(v[big]))]
+        big = big[np.argsort(-np.abs(v[big]), kind="stable")]
         flat.append(FlatDirection(vector=v, eigenvalue=float(w[i]), names=[names[j] for j in big],
                                   weights=[float(v[j]) for j in big], exact=bool(exact)))
     exact_dirs = [d.vector[:P] for d in flat if d.exact]
