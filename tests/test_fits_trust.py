@@ -321,3 +321,40 @@ def test_epic_and_shaping_invariant_correlation():
     assert d == pytest.approx(np.sqrt((1 - rho) / 2), rel=1e-9)
     with pytest.raises(ValueError, match="state_dist must be 25 non-negative probabilities"):
         irl.metrics.epic_distance(env, r, other, state_dist=np.ones(3))
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_n_starts_in_fit_and_compare(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(app, [str(a) for a in args])
+
+    data = tmp_path / "d.npz"
+    assert run("simulate", "--env", "gridworld-5x5", "--human", "noisy:model=boltzmann(beta=3),epsilon=0.3",
+               "--n", "30", "--out", data).exit_code == 0
+    res = run("fit", data, "--env", "gridworld-5x5", "--human", "noisy:epsilon=prior:uniform(0;1),model=boltzmann(beta=3)",
+              "--n-starts", "2", "--quiet", "--out", tmp_path / "r.npz")
+    assert res.exit_code == 0, res.output
+    assert "starts reached the best value" in res.stdout
+    est = irl.RewardEstimate.load(str(tmp_path / "r.npz"))
+    assert [s["start"] for s in est.starts] == ["init", "nested:Boltzmann(beta=3.0)",
+                                                "nested:Boltzmann(beta=3.0)+centre", "random"]
+    res = run("compare", data, "--env", "gridworld-5x5", "--human", "boltzmann:beta=3", "--human",
+              "noisy:epsilon=prior:uniform(0;1),model=boltzmann(beta=3)", "--n-starts", "1", "--json")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    by = {r["human"]: r for r in rows}
+    noisy = by["noisy:epsilon=prior:uniform(0;1),model=boltzmann(beta=3)"]
+    assert noisy["nests"] == ["boltzmann:beta=3"] and noisy["n_starts"] == 3
+    assert noisy["train_log_likelihood"] >= by["boltzmann:beta=3"]["train_log_likelihood"] - 1e-3
+    res = run("fit", data, "--env", "gridworld-5x5", "--solver", "bayes", "--n-starts", "2", "--out", tmp_path / "p.npz")
+    assert res.exit_code == 2 and "--n-starts 2: --solver bayes samples a posterior" in res.stderr
+    res = run("fit", data, "--env", "gridworld-5x5", "--n-starts", "0", "--out", tmp_path / "q.npz")
+    assert res.exit_code == 2
