@@ -116,7 +116,8 @@ def epic_distance(env: TabularMDP, r1: Any, r2: Any, *, state_dist: Any = None, 
 
     Args:
         env: the MDP (its ``discount`` and ``terminal`` states).
-        r1, r2: rewards ``(S,)``, ``(S, A)`` or :class:`irl.RewardEstimate`.
+        r1: a reward ``(S,)``, ``(S, A)`` or :class:`irl.RewardEstimate`.
+        r2: the other reward, in the same forms.
         state_dist: ``D_S`` ``(S,)`` (default uniform).
         action_dist: ``D_A`` ``(A,)`` (default uniform).
 
