@@ -183,8 +183,8 @@ class MaxEnt:
         n_random = (self._default_n_starts(joint, model) if self.n_starts is None else self.n_starts) - 1
         rng = np.random.default_rng(self.seed)
         starts += [("random", self._random_start(joint, rng)) for _ in range(n_random if joint.dim else 0)]
-        runs = [dict(_lbfgs(joint, x, scale, self.max_iter, self.tol, self.callback), start=name)
-                for name, x in starts]
+        runs = [dict(_lbfgs(joint, x, scale, self.max_iter, self.tol, self.callback, may_fail=name == "random"),
+                     start=name) for name, x in starts]
         best = max(runs, key=lambda r: r["value"] if math.isfinite(r["value"]) else -math.inf)
         reach = self.start_tol + 1e-6 * abs(best["value"])
         n_at_best = sum(1 for r in runs if r["value"] >= best["value"] - reach)
@@ -278,12 +278,16 @@ class MaxEnt:
     def _problems(self, runs: list[dict], best: dict, n_at_best: int, nested: list, ll: float, reach: float,
                   flat: list[FlatDirection]) -> list[str]:
         out = []
-        if len(runs) > 1 and n_at_best < 2:
-            others = sorted((r["value"] for r in runs if r is not best), reverse=True)
-            out.append(f"only 1 of {len(runs)} optimiser starts reached the best log-joint {best['value']:.4f} "
+        finished = [r for r in runs if not r.get("failed")]
+        if len(finished) > 1 and n_at_best < 2:
+            others = sorted((r["value"] for r in finished if r is not best), reverse=True)
+            out.append(f"only 1 of {len(finished)} optimiser starts reached the best log-joint {best['value']:.4f} "
                        f"(start {best['start']!r}); the others stopped at "
                        f"{', '.join(f'{v:.4f}' for v in others[:5])}: the objective has several optima and the best "
                        f"found may not be the global one; raise n_starts (`--n-starts`) or give init")
+        failed = [r["message"] for r in runs if r.get("failed")]
+        if failed:
+            out.append(f"skipped {len(failed)} random start(s) the model refused ({failed[0]})")
         for label, _, est, _, match in nested:
             bound = est.log_likelihood + match.log_mass  # this model's log-likelihood can reach at least this
             if bound > ll + reach:
@@ -347,8 +351,20 @@ def _start_from(joint: LogJoint, match: Any, special: Any, est: RewardEstimate) 
 
 
 def _lbfgs(joint: LogJoint, x0: np.ndarray, scale: float, max_iter: int, tol: float,
-           callback: Callable[[int, float, float], None] | None) -> dict[str, Any]:
-    """One L-BFGS run on ``-log_joint * scale`` from ``x0``."""
+           callback: Callable[[int, float, float], None] | None, *, may_fail: bool = False) -> dict[str, Any]:
+    """One L-BFGS run on ``-log_joint * scale`` from ``x0``.
+
+    With ``may_fail`` (random starts), a start where the model refuses the parameters
+    (a ``ValueError``, e.g. a utility outside the model's domain) is recorded as failed
+    (value ``-inf``) instead of ending the fit.
+    """
+    if may_fail:
+        try:
+            return _lbfgs(joint, x0, scale, max_iter, tol, callback)
+        except (ValueError, ArithmeticError) as e:
+            return {"x": np.asarray(x0, dtype=np.float64).copy(), "value": -math.inf, "log_likelihood": -math.inf,
+                    "converged": False, "message": f"start failed: {e}", "history": [], "evaluations": 0,
+                    "failed": True}
     history: list[dict[str, float]] = []
     n_eval = 0
     last: dict[str, Any] = {}
