@@ -61,6 +61,10 @@ class BaseHumanModel(ABC):
     name: ClassVar[str] = "human"
     differentiable: ClassVar[bool] = True
     has_closed_form_gradient: ClassVar[bool] = False
+    #: The model plans only a bounded number of steps ahead, so it has finite values even in an
+    #: ill-posed MDP (discount 1, no horizon, terminal states avoidable); fits then skip the
+    #: :meth:`irl.TabularMDP.check_well_posed` check for it.
+    finite_lookahead: ClassVar[bool] = False
 
     @property
     def time_dependent(self) -> bool:  # finite-horizon policies are time-indexed
