@@ -20,7 +20,8 @@ Entry points are looked up when a registry is listed or asked for a name it
 does not know, and loaded (imported) only then; a name registered in-process
 (the built-ins, ``hm.register``, ``irl.envs.register``) takes precedence over a
 plugin of the same name. A plugin that fails to load is skipped with a warning
-naming it and its error, so that one broken package does not break the others.
+naming it and its error (once per process), so that one broken package does not
+break the others.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ GROUPS = {"envs": "pluggable_irl.envs", "human_models": "pluggable_irl.human_mod
 
 class PluginWarning(UserWarning):
     """An installed plugin could not be loaded (it is skipped)."""
+
+
+_FAILED: set[tuple[str, str, str]] = set()  # (group, name, value) of plugins that failed: warned about once
 
 
 def load_plugins(kind: str, known: Callable[[], Any], register: Callable[[str, Any, str], None]) -> list[str]:
@@ -59,13 +63,14 @@ def load_plugins(kind: str, known: Callable[[], Any], register: Callable[[str, A
     added = []
     have = set(known())
     for ep in metadata.entry_points(group=GROUPS[kind]):
-        if ep.name in have:
+        if ep.name in have or (ep.group, ep.name, ep.value) in _FAILED:
             continue
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
         try:
             obj = ep.load()
             register(ep.name, obj, dist)
         except Exception as e:  # noqa: BLE001 - any failure of third-party code: skip the plugin, say why
+            _FAILED.add((ep.group, ep.name, ep.value))
             warnings.warn(f"plugin {ep.name!r} ({GROUPS[kind]} entry point {ep.value!r} of the package {dist!r}) "
                           f"could not be loaded and is skipped: {type(e).__name__}: {e}", PluginWarning,
                           stacklevel=2)
