@@ -800,6 +800,8 @@ def fit(
     if estimate_dynamics:
         mdp = _estimated_env(loaded, env, n_states=n_states, n_actions=n_actions, pseudocount=pseudocount,
                              unvisited=unvisited, horizon=horizon, discount=discount)
+        if not getattr(model, "finite_lookahead", False):
+            mdp.check_well_posed()  # before anything is written or printed
         mdp_out = out.with_name(out.stem + ".mdp.npz")
         _check_writable(mdp_out)
         mdp.save(mdp_out)

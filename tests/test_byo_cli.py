@@ -11,35 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer.main
-from typer.testing import CliRunner
 
 import demos
 import human_models as hm
 import irl
 from irl.cli import app
 
-runner = CliRunner()
+from test_cli import assert_clean_error, invoke, ok, runner
+
 ENV = "gridworld-5x5"
 
 
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args: object):
-    res = invoke(*args)
-    assert res.exit_code == 0, f"irl {' '.join(map(str, args))} failed ({res.exit_code}):\n{res.output}"
-    return res
-
-
 def clean_error(res, *fragments: str, code: int | None = None) -> str:
-    assert res.exit_code != 0 and (code is None or res.exit_code == code), (res.exit_code, res.output)
-    assert isinstance(res.exception, SystemExit), f"unexpected exception {res.exception!r}"
-    assert "Traceback" not in res.output
-    msg = res.stderr.strip()
-    for frag in fragments:
-        assert frag in msg, f"{frag!r} not in {msg!r}"
+    """One line ``Error: ...`` with the fragments, and the exit code ``code`` if given."""
+    msg = assert_clean_error(res, *fragments)
+    assert code is None or res.exit_code == code, (res.exit_code, msg)
     return msg
 
 
@@ -82,7 +68,8 @@ def test_horizon_and_discount_replace_the_environments_own(files: dict[str, Path
     np.testing.assert_allclose(est.theta, want.theta, atol=1e-6)
     out = ok("plan", tmp_path / "r.npz", "--env", ENV, "--horizon", "30", "--out", tmp_path / "p.npz", "--json")
     assert last_json(out)["policy_shape"] == [30, 25, 5]
-    clean_error(invoke("fit", files["demos"], "--env", ENV, "--discount", "1.5"), "--discount", code=2)
+    res = invoke("fit", files["demos"], "--env", ENV, "--discount", "1.5")  # typer's own range check
+    assert res.exit_code == 2 and "Invalid value for '--discount'" in res.output
 
 
 def test_ill_posed_environment_fails_fast_and_a_fix_on_the_command_line_works(tmp_path: Path) -> None:
