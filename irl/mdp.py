@@ -483,32 +483,53 @@ class TabularMDP:
 
     # --------------------------------------------------------------- checks
     def trap_states(self) -> np.ndarray:
-        """States reachable from the start from which some policy avoids every terminal state forever.
+        """States in which a policy can keep the agent forever without reaching a terminal state.
 
-        The largest set ``X`` of non-terminal states in which every state has an
-        action whose successors all lie in ``X`` (a closed set a policy can stay
-        in), intersected with the states reachable from the initial distribution.
-        Computed on the sparse graph of the transitions (vectorised fixed point
-        and a breadth-first search, :mod:`scipy.sparse.csgraph`); cached.
+        The states of the end components of the non-terminal part of the MDP (sets of
+        states with, in each, actions whose successors all stay in the set and that
+        connect it), restricted to those reachable from the initial distribution: a
+        policy can go there with positive probability and stay forever, so with
+        discount 1 and no horizon its values are infinite. Computed on the sparse
+        transition graph by rounds of strongly connected components
+        (:mod:`scipy.sparse.csgraph`) that drop the actions leaving their component,
+        then one breadth-first search from the start; no loop over states. Cached.
 
         Returns:
             Sorted state ids, ``(K,)``; empty when every policy ends in a terminal state.
+
+        Example:
+            >>> import numpy as np, irl
+            >>> T = np.zeros((3, 2, 3)); T[0, 0, 1] = T[0, 1, 2] = T[1, :, 1] = T[2, :, 2] = 1
+            >>> mdp = irl.TabularMDP.from_arrays(T, initial=[1, 0, 0], terminal=[False, True, False])
+            >>> mdp.trap_states().tolist()  # action 1 leads to state 2, which loops forever
+            [2]
         """
         if "traps" not in self._cache:
             S, A = self.n_states, self.n_actions
-            edge = sp.csr_matrix(self.transitions > 0, dtype=np.float64)
+            E = sp.coo_matrix(self.transitions > 0)
+            row, col = E.row.astype(np.int64), E.col.astype(np.int64)
+            src = row // A  # the state each edge leaves
             inside = ~self.terminal
+            ok = np.zeros(S * A, bool)
+            ok[np.unique(row)] = True  # empty rows (terminal states) are no actions
             while True:
-                leaves = (edge @ (~inside).astype(np.float64)).reshape(S, A) > 0  # some successor outside
-                stay = inside & (~leaves).any(axis=1)
-                if np.array_equal(stay, inside):
+                # an action is usable if all its successors are inside; a state needs a usable action
+                ok &= np.bincount(row, weights=~inside[col], minlength=S * A) == 0
+                ok &= np.repeat(inside, A)
+                use = ok[row]
+                graph = sp.csr_matrix((np.ones(int(use.sum())), (src[use], col[use])), shape=(S, S))
+                _, label = csgraph.connected_components(graph, directed=True, connection="strong")
+                # keep only the actions whose successors all lie in the state's own component
+                ok &= np.bincount(row, weights=label[col] != label[src], minlength=S * A) == 0
+                now = inside & ok.reshape(S, A).any(axis=1)
+                if np.array_equal(now, inside):
                     break
-                inside = stay
+                inside = now
             # state graph s -> s' under any action (terminal states have no successors)
             graph = sp.csr_matrix(sp.kron(sp.identity(S), np.ones((1, A))) @ (self.continuation > 0))
             start = np.flatnonzero(self.initial > 0)
-            src = sp.csr_matrix((np.ones(start.size), (np.zeros(start.size, np.int64), start)), shape=(1, S))
-            full = sp.bmat([[graph, None], [src, sp.csr_matrix((1, 1))]]).tocsr()
+            seed = sp.csr_matrix((np.ones(start.size), (np.zeros(start.size, np.int64), start)), shape=(1, S))
+            full = sp.bmat([[graph, None], [seed, sp.csr_matrix((1, 1))]]).tocsr()
             reach = np.zeros(S + 1, bool)
             reach[csgraph.breadth_first_order(full, S, directed=True, return_predecessors=False)] = True
             self._cache["traps"] = np.flatnonzero(inside & reach[:S])

@@ -87,7 +87,7 @@ def test_trap_states_match_brute_force_on_small_chains() -> None:
     T[3, :, 3] = 1
     term = np.array([False, True, False, False])
     mdp = irl.TabularMDP.from_arrays(T, initial=[1, 0, 0, 0], terminal=term)
-    assert mdp.trap_states().tolist() == [0, 2]  # 0 can stay out of 1 forever by going to 2; 3 is unreachable
+    assert mdp.trap_states().tolist() == [2]  # a policy goes 0 -> 2 and stays there; 3 is unreachable
     T2 = T.copy()
     T2[2, :, :] = 0
     T2[2, :, 1] = 1  # now 2 leads to the terminal state: every policy terminates
@@ -97,6 +97,17 @@ def test_trap_states_match_brute_force_on_small_chains() -> None:
     T3[0, 0, 0] = 1
     T3[0, 1] = [0.5, 0.5]
     assert irl.TabularMDP.from_arrays(T3, initial=[1, 0], terminal=[False, True]).trap_states().tolist() == [0]
+    # a long chain whose every action moves on (no loop anywhere): no trap, found in one round
+    S = 500
+    T4 = np.zeros((S, 2, S))
+    T4[np.arange(S - 1), 0, np.arange(1, S)] = 1
+    T4[np.arange(S - 1), 1, np.arange(1, S)] += 0.5
+    T4[np.arange(S - 1), 1, S - 1] += 0.5
+    chain = irl.TabularMDP.from_arrays(T4, initial=np.eye(S)[0], terminal=np.eye(S, dtype=bool)[S - 1])
+    assert chain.trap_states().size == 0
+    T4[S // 2, 0] = np.eye(S)[S // 2 - 1]  # now two states can bounce between each other forever
+    chain = irl.TabularMDP.from_arrays(T4, initial=np.eye(S)[0], terminal=np.eye(S, dtype=bool)[S - 1])
+    assert chain.trap_states().tolist() == [S // 2 - 1, S // 2]
     # ... but not when every action may end the episode
     T3[0, 0] = [0.9, 0.1]
     assert irl.TabularMDP.from_arrays(T3, initial=[1, 0], terminal=[False, True]).trap_states().size == 0
