@@ -33,10 +33,13 @@ registry["pluggable-irl/state-only"] = _load_state_only
 registry["pluggable-irl/transitions"] = _load_transitions
 registry["pluggable-irl/deliberation-traces"] = _load_traces
 
+from demos import tables  # noqa: E402  (registers the .csv / .jsonl layouts of every evidence type)
+from demos.tables import from_dataframe  # noqa: E402
+
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
            "save_arrays", "load_arrays", "atomic_write", "registry", "WorldState",
            "Choices", "Comparisons", "Corrections", "EStops", "StateOnly", "Transitions",
-           "DeliberationTraces", "load_mouselab", "load_traces"]
+           "DeliberationTraces", "load_mouselab", "load_traces", "tables", "from_dataframe"]
 
 
 def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:

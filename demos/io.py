@@ -12,9 +12,14 @@ Formats:
 * ``.jsonl``: an optional header line ``{"format": ..., "version": 1}`` then one
   object per episode ``{"states": [...], "actions": [...], "rewards": [...],
   "terminated": false, "truncated": false}`` (``rewards`` and flags optional).
-* ``.csv``: header ``episode,step,state,action,reward,end``; one row per state;
-  the last row of an episode has an empty ``action`` and ``end`` in
-  {``terminated``, ``truncated``, ``""``}. ``reward`` may be empty throughout.
+* ``.csv`` (and per-step ``.jsonl``): one row per step, read by :mod:`demos.tables`;
+  written as ``episode,step,state,action,reward,end`` with one row per state: the
+  last row of an episode has an empty ``action`` and ``end`` in {``terminated``,
+  ``truncated``, ``""``}. ``reward`` may be empty throughout.
+* Other evidence types in ``.csv`` / ``.jsonl``: a header (``# {json}`` in a CSV,
+  a first JSON object in JSON Lines) with the format tag, then one flat row per
+  step or observation; readers and writers are registered in :data:`table_readers`
+  and :data:`table_writers` by the module that defines the layout.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import csv
 import json
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -31,10 +37,20 @@ import numpy as np
 
 from demos.trajectories import DemoValidationError, Trajectories
 
-__all__ = ["save", "load", "DemoFileError", "atomic_write", "save_arrays", "load_arrays", "FORMAT_VERSION"]
+__all__ = ["save", "load", "DemoFileError", "atomic_write", "save_arrays", "load_arrays", "FORMAT_VERSION",
+           "table_readers", "table_writers", "check_header"]
 
 FORMAT_VERSION = 1
 _TRAJ_FORMAT = "pluggable-irl/trajectories"
+
+#: ``.csv`` / ``.jsonl`` readers by the format tag in a file's header: ``fmt -> (path, columns) -> evidence``;
+#: a file without a header is read as trajectories (the :data:`_TRAJ_FORMAT` entry).
+table_readers: dict[str, Callable[..., Any]] = {}
+#: ``.csv`` / ``.jsonl`` writers by evidence type (subclasses found through the MRO): ``type -> (data, path) -> None``.
+table_writers: dict[type, Callable[[Any, Path], None]] = {}
+
+#: temporary files of :func:`atomic_write` older than this many seconds were left by a killed writer
+STALE_TMP_SECONDS = 3600.0
 
 
 class DemoFileError(ValueError):
@@ -51,6 +67,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
@@ -65,6 +82,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
         except FileNotFoundError:
             pass
         raise
+
+
+def _remove_stale_tmp(path: Path) -> None:
+    """Remove ``.<name>.*.tmp`` files next to ``path`` left by writers killed more than an hour ago."""
+    now = time.time()
+    for old in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        try:
+            if now - old.stat().st_mtime > STALE_TMP_SECONDS:
+                old.unlink()
+        except OSError:  # another process removed or renamed it: nothing to clean
+            pass
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def check_header(path: Any, header: dict, fmt: str | None) -> None:
+    """Check a text file's header object: its ``format`` (when ``fmt`` is given) and ``version``.
+
+    Raises:
+        DemoFileError: another format, a version that is not an integer, or one newer than this library reads.
+    """
+    if fmt is not None and header.get("format") != fmt:
+        raise DemoFileError(f"{path}: expected format {fmt!r}, found {header.get('format')!r}")
+    v = header.get("version", FORMAT_VERSION)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise DemoFileError(f"{path}: the header's version must be an integer: got {v!r}")
+    if v > FORMAT_VERSION:
+        raise DemoFileError(f"{path}: format version {v} is newer than this library reads ({FORMAT_VERSION}); "
+                            f"upgrade pluggable-irl")
 
 
 def save_arrays(path: str | os.PathLike, fmt: str, arrays: dict[str, Any], *,
@@ -111,14 +160,31 @@ def load_arrays(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, d
     except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise DemoFileError(f"{path}: not a readable .npz file ({e})") from None
     got = str(arrays.pop("format", "")) if "format" in arrays else None
-    version = int(arrays.pop("version")) if "version" in arrays else None
-    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    version = _scalar_int(path, arrays.pop("version")) if "version" in arrays else None
+    meta = _meta(path, arrays.pop("meta")) if "meta" in arrays else {}
     if fmt is not None and got != fmt:
         raise DemoFileError(f"{path}: expected a {fmt!r} file, found format {got!r}")
     if version is not None and version > FORMAT_VERSION:
         raise DemoFileError(f"{path}: format version {version} is newer than this library reads "
                             f"({FORMAT_VERSION}); upgrade pluggable-irl")
     return got or "", arrays, meta
+
+
+def _scalar_int(path: Path, v: np.ndarray) -> int:
+    if v.shape != () or v.dtype.kind not in "iu":
+        raise DemoFileError(f"{path}: 'version' must be a single integer: got {v.dtype} array of shape {v.shape}"
+                            + (f" ({v.item()!r})" if v.size == 1 else ""))
+    return int(v)
+
+
+def _meta(path: Path, v: np.ndarray) -> dict:
+    try:
+        meta = json.loads(str(v)) if v.shape == () and v.dtype.kind == "U" else None
+    except (json.JSONDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise DemoFileError(f"{path}: 'meta' must be a JSON object stored as one string")
+    return meta
 
 
 # ------------------------------------------------------------------- trajectories
@@ -128,29 +194,19 @@ def _save_npz(d: Trajectories, path: Path) -> None:
 
 
 def _save_jsonl(d: Trajectories, path: Path) -> None:
+    S, A = d.states.tolist(), d.actions.tolist()
+    R = None if d.rewards is None else d.rewards.tolist()
+    so, ao = d.state_offsets.tolist(), d.action_offsets.tolist()
+    term, trunc = d.terminated.tolist(), d.truncated.tolist()
+
     def write(f: Any) -> None:
         f.write(json.dumps({"format": _TRAJ_FORMAT, "version": FORMAT_VERSION}) + "\n")
-        for tr in d:
-            row: dict[str, Any] = {"states": tr.states.tolist(), "actions": tr.actions.tolist()}
-            if tr.rewards is not None:
-                row["rewards"] = tr.rewards.tolist()
-            row["terminated"], row["truncated"] = tr.terminated, tr.truncated
+        for i in range(len(d)):
+            row: dict[str, Any] = {"states": S[so[i]:so[i + 1]], "actions": A[ao[i]:ao[i + 1]]}
+            if R is not None:
+                row["rewards"] = R[ao[i]:ao[i + 1]]
+            row["terminated"], row["truncated"] = term[i], trunc[i]
             f.write(json.dumps(row) + "\n")
-
-    atomic_write(path, write, binary=False)
-
-
-def _save_csv(d: Trajectories, path: Path) -> None:
-    def write(f: Any) -> None:
-        w = csv.writer(f)
-        w.writerow(["episode", "step", "state", "action", "reward", "end"])
-        for i, tr in enumerate(d):
-            L = len(tr.actions)
-            for t in range(L + 1):
-                a = int(tr.actions[t]) if t < L else ""
-                r = repr(float(tr.rewards[t])) if (tr.rewards is not None and t < L) else ""
-                end = ("terminated" if tr.terminated else "truncated" if tr.truncated else "") if t == L else ""
-                w.writerow([i, t, int(tr.states[t]), a, r, end])
 
     atomic_write(path, write, binary=False)
 
@@ -169,20 +225,25 @@ def save(data: Any, path: str | os.PathLike) -> None:
     if hasattr(data, "_save_npz") and path.suffix == ".npz":
         data._save_npz(path)
         return
+    writer = next((table_writers[c] for c in type(data).__mro__ if c in table_writers), None)
+    if path.suffix in (".csv", ".jsonl") and not isinstance(data, Trajectories) and writer is not None:
+        writer(data, path)
+        return
     if not isinstance(data, Trajectories):
         raise DemoFileError(f"cannot save {type(data).__name__} to {path.suffix!r}")
-    writers = {".npz": _save_npz, ".jsonl": _save_jsonl, ".csv": _save_csv}
+    writers = {".npz": _save_npz, ".jsonl": _save_jsonl, ".csv": table_writers[Trajectories]}
     if path.suffix not in writers:
         raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {sorted(writers)}")
     writers[path.suffix](data, path)
 
 
-def jsonl_records(path: Path, lines: Any, *, fmt: str, data_key: str) -> Any:
+def jsonl_records(path: Path, lines: Any, *, fmt: str | None, data_key: str | None) -> Any:
     """Parse JSON-lines text into ``(line number, record)`` pairs, checking the format header.
 
     Blank lines are skipped. A header line is an object with ``"format"`` but
-    without ``data_key``; its format must equal ``fmt``, and it is yielded with
-    line number 0 so that callers can read other header fields.
+    without ``data_key``; its format must equal ``fmt`` (any format when ``fmt`` is
+    ``None``), its version must not be newer than this library's, and it is yielded
+    with line number 0 so that callers can read other header fields.
 
     Args:
         path: the file (for messages).
@@ -209,11 +270,12 @@ def jsonl_records(path: Path, lines: Any, *, fmt: str, data_key: str) -> Any:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DemoFileError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise DemoFileError(f"{path}, line {lineno}: JSON nested too deeply to read") from None
         if not isinstance(row, dict):
             raise DemoFileError(f"{path}, line {lineno}: expected a JSON object, found {type(row).__name__}")
-        if "format" in row and data_key not in row:
-            if row["format"] != fmt:
-                raise DemoFileError(f"{path}: expected format {fmt!r}, found {row['format']!r}")
+        if "format" in row and (data_key is None or data_key not in row):
+            check_header(path, row, fmt)
             yield 0, row
         else:
             yield lineno, row
@@ -238,76 +300,22 @@ def _load_jsonl(path: Path) -> Trajectories:
                 has_r = "rewards" in row
             if has_r != ("rewards" in row):
                 raise DemoFileError(f"{path}, line {lineno}: 'rewards' must be given for every episode or none")
-            S.append(row["states"]); A.append(row["actions"])
             if has_r:
-                R.append(row["rewards"])
-            term.append(bool(row.get("terminated", False))); trunc.append(bool(row.get("truncated", False)))
+                r = row["rewards"]
+                if not isinstance(r, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      and np.isfinite(x) for x in r):
+                    raise DemoFileError(f"{path}, line {lineno}: 'rewards' must be a list of finite numbers: "
+                                        f"got {json.dumps(r)[:60]}")
+                R.append(r)
+            S.append(row["states"]); A.append(row["actions"])
+            for key, out in (("terminated", term), ("truncated", trunc)):
+                v = row.get(key, False)
+                if not isinstance(v, bool):
+                    raise DemoFileError(f"{path}, line {lineno}: {key!r} must be true or false: got {v!r}")
+                out.append(v)
     if not S:
         raise DemoFileError(f"{path}: contains no trajectories (the dataset is empty)")
     return Trajectories.from_lists(S, A, rewards=R if has_r else None, terminated=term, truncated=trunc)
-
-
-def _load_csv(path: Path) -> Trajectories:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        need = {"episode", "step", "state", "action"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise DemoFileError(f"{path}: header must contain {sorted(need)}: got {reader.fieldnames}")
-        episodes: dict[str, dict[str, list]] = {}
-        order: list[str] = []
-        for lineno, row in enumerate(reader, 2):
-            ep = row["episode"]
-            if ep not in episodes:
-                episodes[ep] = {"s": [], "a": [], "r": [], "end": [""]}
-                order.append(ep)
-            e = episodes[ep]
-            try:
-                step = int(row["step"])
-                s = int(row["state"])
-            except (TypeError, ValueError):
-                raise DemoFileError(f"{path}, line {lineno}: step and state must be integers: got "
-                                    f"{row['step']!r}, {row['state']!r}") from None
-            if step != len(e["s"]):
-                raise DemoFileError(f"{path}, line {lineno}: episode {ep} expects step {len(e['s'])}, got {step}")
-            if e["end"][0] == "closed":
-                raise DemoFileError(f"{path}, line {lineno}: episode {ep} continues after a row with no action")
-            e["s"].append(s)
-            act = (row.get("action") or "").strip()
-            if act == "":
-                e["end"][0] = "closed"
-                e["flag"] = (row.get("end") or "").strip()
-            else:
-                try:
-                    e["a"].append(int(act))
-                except ValueError:
-                    raise DemoFileError(f"{path}, line {lineno}: action must be an integer: got {act!r}") from None
-                rew = (row.get("reward") or "").strip()
-                if rew:
-                    try:
-                        e["r"].append(float(rew))
-                    except ValueError:
-                        raise DemoFileError(f"{path}, line {lineno}: reward must be a number: got {rew!r}") from None
-    if not order:
-        raise DemoFileError(f"{path}: contains no trajectories (the dataset is empty)")
-    for ep in order:
-        if episodes[ep]["end"][0] != "closed":
-            raise DemoFileError(f"{path}: episode {ep} has no final row (a state with an empty action)")
-        flag = episodes[ep].get("flag", "")
-        if flag not in ("", "terminated", "truncated"):
-            raise DemoFileError(f"{path}: episode {ep} has end {flag!r}; expected terminated, truncated or empty")
-    # rewards sit on action rows: episodes without actions say nothing about whether the file has rewards
-    with_r = [ep for ep in order if episodes[ep]["r"]]
-    partial = [ep for ep in order if len(episodes[ep]["r"]) not in (0, len(episodes[ep]["a"]))]
-    missing = [ep for ep in order if episodes[ep]["a"] and not episodes[ep]["r"]] if with_r else []
-    if partial or missing:
-        ep = (partial or missing)[0]
-        raise DemoFileError(f"{path}: rewards must be given on every action row or on none: episode {ep} has "
-                            f"{len(episodes[ep]['r'])} rewards for {len(episodes[ep]['a'])} actions")
-    use_r = bool(with_r)
-    return Trajectories.from_lists([episodes[e]["s"] for e in order], [episodes[e]["a"] for e in order],
-                                   rewards=[episodes[e]["r"] for e in order] if use_r else None,
-                                   terminated=[episodes[e].get("flag") == "terminated" for e in order],
-                                   truncated=[episodes[e].get("flag") == "truncated" for e in order])
 
 
 def _load_npz(path: Path) -> Any:
@@ -330,28 +338,80 @@ def _load_npz(path: Path) -> Any:
     return loader(arrays, meta)
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | os.PathLike, *, columns: Any = None) -> Any:
     """Load evidence saved by :func:`save` (format chosen by extension; never unpickles).
+
+    ``.csv`` and ``.jsonl`` files with one row per step (see :mod:`demos.tables`)
+    are read as trajectories; ``columns`` maps our column names to the file's
+    (``{"episode": "ep", "state": "obs"}`` or ``"episode=ep,state=obs"``).
 
     Raises:
         DemoFileError: what is wrong and where (file, line, episode).
     """
+    from demos.tables import parse_columns
+
+    columns = parse_columns(columns) or None  # a bad option is the caller's error, not the file's
     path = Path(path)
     if not path.exists():
         raise DemoFileError(f"{path}: no such file")
-    readers = {".npz": _load_npz, ".jsonl": _load_jsonl, ".csv": _load_csv}
-    if path.suffix not in readers:
-        raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {sorted(readers)}")
+    if path.suffix not in (".npz", ".jsonl", ".csv"):
+        raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: ['.csv', '.jsonl', '.npz']")
     if path.suffix in (".csv", ".jsonl") and _is_deliberation_text(path):
         from demos.deliberation import load_traces
 
         return load_traces(path)
     try:
-        return readers[path.suffix](path)
+        if path.suffix == ".npz":
+            return _load_npz(path)
+        fmt, per_episode = _text_format(path)
+        if per_episode and columns is None:
+            return _load_jsonl(path)
+        reader = table_readers.get(fmt or _TRAJ_FORMAT)
+        if reader is None:
+            raise DemoFileError(f"{path}: unknown evidence format {fmt!r}; known: {sorted(table_readers)}")
+        return reader(path, columns)
+    except DemoFileError:
+        raise
     except DemoValidationError as e:
-        raise DemoFileError(f"{path}: {e}") from None
+        raise DemoFileError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     except UnicodeDecodeError:
         raise DemoFileError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise DemoFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (KeyError, TypeError, ValueError, IndexError, RecursionError, csv.Error) as e:
+        # a damaged file a specific check did not foresee: still a DemoFileError naming the file
+        raise DemoFileError(f"{path}: not a valid evidence file ({type(e).__name__}: {e})") from None
+
+
+def _text_format(path: Path) -> tuple[str | None, bool]:
+    """``(format tag of the header or None, whether the rows are whole episodes)`` from a text file's first lines."""
+    with open(path, encoding="utf-8") as f:
+        head = [line for _, line in zip(range(50), f)]
+    lines = [line.strip() for line in head if line.strip()]
+    if not lines:
+        return None, False
+    if path.suffix == ".csv":
+        if not lines[0].startswith("#"):
+            return None, False
+        try:
+            header = json.loads(lines[0][1:])
+        except (json.JSONDecodeError, RecursionError):
+            return None, False
+        return (header.get("format") if isinstance(header, dict) else None), False
+    fmt, per_episode = None, False
+    for line in lines[:2]:
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            break
+        if not isinstance(row, dict):
+            break
+        if "format" in row and "states" not in row:
+            fmt = row["format"] if isinstance(row["format"], str) else None
+            continue
+        per_episode = "states" in row
+        break
+    return fmt, per_episode or (fmt == _TRAJ_FORMAT and len(lines) == 1)
 
 
 def _is_deliberation_text(path: Path) -> bool:
