@@ -35,11 +35,12 @@ registry["pluggable-irl/deliberation-traces"] = _load_traces
 
 from demos import tables  # noqa: E402  (registers the .csv / .jsonl layouts of every evidence type)
 from demos.tables import from_dataframe  # noqa: E402
+from demos.interop import from_imitation, from_minari, to_imitation, to_minari  # noqa: E402  (lazy imports inside)
 
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
            "save_arrays", "load_arrays", "atomic_write", "registry", "WorldState",
            "Choices", "Comparisons", "Corrections", "EStops", "StateOnly", "Transitions",
-           "DeliberationTraces", "load_mouselab", "load_traces", "tables", "from_dataframe"]
+           "DeliberationTraces", "load_mouselab", "load_traces", "tables", "from_dataframe", "from_imitation", "to_imitation", "from_minari", "to_minari"]
 
 
 def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:

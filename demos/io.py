@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import tempfile
 import time
@@ -303,7 +304,7 @@ def _load_jsonl(path: Path) -> Trajectories:
             if has_r:
                 r = row["rewards"]
                 if not isinstance(r, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                      and np.isfinite(x) for x in r):
+                                                      and math.isfinite(x) for x in r):
                     raise DemoFileError(f"{path}, line {lineno}: 'rewards' must be a list of finite numbers: "
                                         f"got {json.dumps(r)[:60]}")
                 R.append(r)

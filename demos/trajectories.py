@@ -330,6 +330,12 @@ class Trajectories:
 
         return to_dataframe(self)
 
+    def to_imitation(self) -> list:
+        """imitation ``TrajectoryWithRew`` objects (``Trajectory`` without rewards); see :func:`demos.to_imitation`."""
+        from demos.interop import to_imitation
+
+        return to_imitation(self)
+
     def save(self, path: str) -> None:
         """Write a versioned ``.npz`` (or ``.jsonl`` / ``.csv`` by extension) atomically."""
         from demos.io import save
