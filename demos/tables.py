@@ -99,12 +99,20 @@ def _numbers(values: Any, name: str, where: Where, *, integer: bool) -> tuple[np
     else:
         seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
         kinds = set(map(type, seq))
-        missing = np.fromiter((_is_missing(x) for x in seq), bool, len(seq))
-        if kinds <= {int, float, type(None)}:
-            v = np.array([np.nan if m else x for x, m in zip(seq, missing)], dtype=np.float64)
-            # floats read from JSON as NaN are values, not gaps: only None marks a gap there
-            missing = np.fromiter((x is None for x in seq), bool, len(seq)) if float in kinds else missing
-        else:
+        v = None
+        if kinds <= {int, float, type(None)}:  # JSON numbers; only null is a gap (a NaN there is a bad value)
+            missing = np.fromiter((x is None for x in seq), bool, len(seq))
+            v = np.array([np.nan if x is None else x for x in seq], dtype=np.float64)
+        elif kinds == {str}:  # CSV cells: one conversion in C, the slow path only to find a bad cell
+            text = np.array(seq, dtype=str)
+            missing = text == ""
+            try:
+                v = np.full(len(seq), np.nan)
+                v[~missing] = text[~missing].astype(np.float64)
+            except ValueError:
+                v = None
+        if v is None:
+            missing = np.fromiter((_is_missing(x) for x in seq), bool, len(seq))
             v = np.empty(len(seq))
             for i, (x, m) in enumerate(zip(seq, missing)):
                 if m:
@@ -159,12 +167,26 @@ def _flags(values: Any, name: str, where: Where) -> np.ndarray:
 
 def _keys(values: Any, name: str, where: Where) -> tuple[np.ndarray, int]:
     """Episode keys as codes ``0..n-1`` in order of first appearance."""
-    seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    for i, x in enumerate(seq):
-        if _is_missing(x):
-            raise TableError(f"{where(i)}: {name} is missing")
-    text = np.asarray([x if isinstance(x, str) else str(int(x)) if isinstance(x, float) and x == int(x) else str(x)
-                       for x in seq])
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":  # a numeric pandas column
+        if values.dtype.kind == "f" and np.isnan(values).any():
+            raise TableError(f"{where(int(np.flatnonzero(np.isnan(values))[0]))}: {name} is missing")
+        text = values
+        seq = None
+    else:
+        seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if seq is None:
+        pass
+    elif set(map(type, seq)) == {str}:  # CSV cells
+        text = np.char.strip(np.array(seq, dtype=str))
+        gaps = np.flatnonzero(text == "")
+        if gaps.size:
+            raise TableError(f"{where(int(gaps[0]))}: {name} is missing")
+    else:
+        for i, x in enumerate(seq):
+            if _is_missing(x):
+                raise TableError(f"{where(i)}: {name} is missing")
+        text = np.asarray([x if isinstance(x, str) else str(int(x)) if isinstance(x, float) and x == int(x)
+                           else str(x) for x in seq])
     uniq, first, inverse = np.unique(text, return_index=True, return_inverse=True)
     rank = np.empty(len(uniq), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
@@ -416,17 +438,24 @@ def read_table(path: str | os.PathLike, *, fmt: str | None = None) -> tuple[dict
                     names = next(reader, None)
                     if names is None:
                         raise DemoFileError(f"{path}: no header row (the file is empty)")
-                    rows = []
-                    for row in reader:
-                        if not row:
-                            continue
-                        if len(row) != len(names):
-                            raise DemoFileError(f"{path}, line {reader.line_num + offset}: {len(row)} fields, "
-                                                f"but the header has {len(names)}")
-                        rows.append(row)
-                        lines.append(reader.line_num + offset)
+                    if '"' in body or "\r" in body:  # quoted cells may span lines: count lines row by row
+                        rows = []
+                        for row in reader:
+                            rows.append(row)
+                            lines.append(reader.line_num + offset)
+                    else:  # one row per line
+                        rows = list(reader)
+                        lines = list(range(2 + offset, 2 + offset + len(rows)))
                 except csv.Error as e:
                     raise DemoFileError(f"{path}, line {reader.line_num + offset}: not valid CSV ({e})") from None
+                keep = [i for i, r in enumerate(rows) if r] if not all(rows) else None
+                if keep is not None:  # blank lines
+                    rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
+                widths = np.fromiter(map(len, rows), np.int64, len(rows))
+                if np.any(widths != len(names)):
+                    i = int(np.flatnonzero(widths != len(names))[0])
+                    raise DemoFileError(f"{path}, line {lines[i]}: {widths[i]} fields, but the header has "
+                                        f"{len(names)}")
                 names = [c.strip() for c in names]
                 cols = {c: list(v) for c, v in zip(names, zip(*rows))} if rows else {c: [] for c in names}
             else:
