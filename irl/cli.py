@@ -446,6 +446,10 @@ HUMAN_HELP = "Human model spec NAME[:key=value,...], e.g. boltzmann:beta=5 (list
 
 # ------------------------------------------------ options shared by `irl fit` and `irl compare`
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No live progress display, e.g. --quiet in scripts and logs.")
+COLUMNS_OPTION = typer.Option(None, "--columns",
+                              help="Column names of per-step .csv/.jsonl data files, ours=theirs separated by "
+                                   "commas (ours: episode, step, state, action, reward, next_state, terminated, "
+                                   "truncated, end), e.g. --columns episode=ep,state=obs,action=act.")
 SAMPLES_OPTION = typer.Option(None, "--samples", min=1,
                               help="Posterior draws per chain (sampling solvers such as bayes; default 1000), "
                                    "e.g. --samples 500.")
@@ -512,7 +516,7 @@ EVIDENCE_KINDS = ["trajectories", "state-only", "transitions", "comparisons", "c
 
 
 def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed: int, robot: Optional[Path],
-                       stay_action: int, kwargs: dict) -> Any:
+                       stay_action: int, kwargs: dict, *, columns: Optional[str] = None) -> Any:
     """Evidence other than demonstrations and world states, from ``model`` on ``truth``."""
     import demos
     import human_models as hm
@@ -524,7 +528,7 @@ def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed
     if kind == "comparisons":
         return demos.Comparisons.simulate(mdp, model, truth, n, rng=seed)
     if robot is not None:
-        robot_data = demos.load(robot)
+        robot_data = demos.load(robot, columns=columns)
         if not isinstance(robot_data, demos.Trajectories):
             raise CLIError(f"--robot {robot}: expected trajectories, found {type(robot_data).__name__}")
         robot_data.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
@@ -553,7 +557,7 @@ def simulate(
                                                "the number of unobserved steps T."),
     evidence: str = typer.Option("trajectories", "--evidence",
                                  help="What to simulate: " + ", ".join(EVIDENCE_KINDS) + "; e.g. "
-                                      "--evidence comparisons. Choice evidence is saved as .npz."),
+                                      "--evidence comparisons."),
     robot: Optional[Path] = typer.Option(None, "--robot",
                                          help="Robot trajectories (.npz/.jsonl/.csv) that the human corrects or "
                                               "stops (corrections, estops); default: near-random behaviour, "
@@ -561,6 +565,7 @@ def simulate(
     stay_action: int = typer.Option(0, "--stay-action", min=0,
                                     help="The action that keeps the robot in place once stopped (estops), "
                                          "e.g. --stay-action 0."),
+    columns: Optional[str] = COLUMNS_OPTION,
 ) -> None:
     """Simulate evidence of a human model acting on the environment's true reward.
 
@@ -574,7 +579,7 @@ def simulate(
 
     if evidence not in EVIDENCE_KINDS:
         raise _known("evidence kind", evidence, EVIDENCE_KINDS)
-    known_ext = [".csv", ".jsonl", ".npz"] if evidence == "trajectories" else [".npz"]
+    known_ext = [".csv", ".jsonl", ".npz"]
     if out.suffix not in known_ext:
         raise CLIError(f"--out {out}: unknown extension {out.suffix!r} for {evidence}; known: "
                        f"{', '.join(known_ext)}", code=2)
@@ -597,7 +602,7 @@ def simulate(
                        f"--horizon, e.g. --horizon 50", code=2)
     kwargs = {"horizon": horizon} if mdp.horizon is None else {}
     if evidence != "trajectories":
-        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, kwargs)
+        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, kwargs, columns=columns)
         demos.save(data, out)
         _console().print(f"Wrote {data!r} of {model!r} in {mdp.name} to {out}", soft_wrap=True)
         return
@@ -649,6 +654,7 @@ def fit(
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue an interrupted sampling run from its checkpoint "
                                      "NAME.partial.npz next to --out, e.g. --resume."),
+    columns: Optional[str] = COLUMNS_OPTION,
 ) -> None:
     """Infer the reward behind demonstrations and save it.
 
@@ -676,7 +682,7 @@ def fit(
     rmodel = _make_reward_model(reward_model, mdp)
     import irl
 
-    loaded = [demos.load(path) for path in data]
+    loaded = [demos.load(path, columns=columns) for path in data]
     # one Evidence per file, all sharing the reward and the one human model (and its parameters)
     observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
 
@@ -893,6 +899,7 @@ def evaluate(
                                         help="Demonstrations to compare with (the human's average return), "
                                              "e.g. --data demos.npz."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as one JSON object, e.g. --json."),
+    columns: Optional[str] = COLUMNS_OPTION,
 ) -> None:
     """Judge a policy under the environment's true reward, next to the optimum and the human.
 
@@ -920,7 +927,7 @@ def evaluate(
                               "policy_return": v_pol, "expected_value_difference": evd,
                               "evd_fraction_of_optimal": frac, "random_return": v_rand}
     if data is not None:
-        obs = demos.load(data)
+        obs = demos.load(data, columns=columns)
         if hasattr(obs, "validate"):
             obs.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
         returns = _episode_returns(mdp, obs, truth)
