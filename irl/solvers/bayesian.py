@@ -177,6 +177,8 @@ class BayesianIRL:
                                               prior=repr(self.prior), chains=chains, seed=seed,
                                               n_evidence=len(joint.evidence)))
         post.info["stats"] = {k: float(np.mean(v)) for k, v in res.stats.items()}
+        if "diverging" in res.stats:  # which draws diverged, as (chain, draw) pairs (for ArviZ's sample_stats)
+            post.info["divergent_draws"] = np.argwhere(np.asarray(res.stats["diverging"], bool)).tolist()
         if check:
             post.check(stacklevel=2)
         return post
