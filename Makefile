@@ -36,6 +36,7 @@ bench: $(ALL)
 	$(PY) benchmarks/bench_mce.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_bayes.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_mouselab.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_data.py $(BENCH_ARGS)
 
 docs: $(ALL)
 	$(VENV)/bin/mkdocs build --strict
