@@ -558,8 +558,6 @@ def _write_trajectories(d: Trajectories, path: Path) -> None:
 
 
 def _read_trajectories(path: Path, columns: Any) -> Trajectories:
-    from demos.io import _TRAJ_FORMAT
-
     _, cols, where = read_table(path, fmt=None)
     return steps_to_trajectories(cols, where, names=parse_columns(columns))
 

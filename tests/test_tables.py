@@ -274,3 +274,18 @@ def test_stale_temporary_files_are_removed(tmp_path):
     _example().save(str(target))
     assert not stale.exists() and fresh.exists() and target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".d.npz.def456.tmp", "d.npz"]
+
+
+def test_large_data_benchmark_runs(tmp_path):
+    """benchmarks/bench_data.py runs and reports every case (its times are not asserted)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_data.py"
+    out = subprocess.run([sys.executable, str(script), "--episodes", "300"], capture_output=True, text=True,
+                         check=True, timeout=300).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    cases = {r["case"] for r in rows}
+    assert {"iterate", "subset", "save_jsonl", "load_jsonl", "save_csv", "load_csv"} <= cases
+    assert all(r["episodes"] == 300 and r["seconds"] >= 0 for r in rows)
