@@ -13,7 +13,10 @@ import pytest
 import demos
 from demos import DeliberationTraces, DemoFileError, DemoValidationError
 
-EXTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "extdata" / "mouselab-planning-depth"
+# the third-party copy beside the repository (../shared/extdata), found from a checkout or a worktree of it
+EXTDATA = next((p / "shared" / "extdata" / "mouselab-planning-depth" for p in Path(__file__).resolve().parents
+                if (p / "shared" / "extdata").is_dir()),
+               Path(__file__).resolve().parents[1].parent / "shared" / "extdata" / "mouselab-planning-depth")
 MAIN = EXTDATA / "methods_main" / "mouselab-mdp.csv.gz"
 EXTENSION = EXTDATA / "methods_main_extension" / "mouselab-mdp.csv.gz"
 PARENTS = [-1, 0, 1, 2, 2, 0, 5, 6, 6, 0, 9, 10, 10]

@@ -10,6 +10,7 @@ import torch
 
 import irl
 from irl.envs import mouselab as ml
+from irl.metalevel import population
 from irl.envs.mouselab import MetaLevelError
 
 
@@ -298,16 +299,16 @@ def test_random_effects_bms():
     L[:6, 0] = 0.0
     L[6:9, 1] = 0.0
     L[9, 2] = 0.0
-    out = ml.random_effects_bms(L, samples=20000)
+    out = population.random_effects_bms(L, samples=20000)
     assert out["expected_count"] == pytest.approx([6, 3, 1], abs=1e-9)
     assert out["alpha"] == pytest.approx([7, 4, 2], abs=1e-9)
     assert out["expected_frequency"] == pytest.approx(np.array([7, 4, 2]) / 13)
     assert out["exceedance"].sum() == pytest.approx(1.0) and out["exceedance"].argmax() == 0
     # no evidence either way: nothing moves from the flat prior but the counts split evenly
-    flat = ml.random_effects_bms(np.zeros((8, 2)))
+    flat = population.random_effects_bms(np.zeros((8, 2)))
     assert flat["expected_count"] == pytest.approx([4, 4])
     with pytest.raises(ValueError, match="finite"):
-        ml.random_effects_bms(np.array([[0.0, np.nan]]))
+        population.random_effects_bms(np.array([[0.0, np.nan]]))
 
 
 def test_fit_participants_is_exact_at_the_optima():
@@ -327,7 +328,7 @@ def test_fit_participants_is_exact_at_the_optima():
                              beta=priors.LogNormal(0, 1))
     train = data.subset(np.arange(len(data)) % 3 != 0)
     test = data.subset(np.arange(len(data)) % 3 == 0)
-    rows, info = ml.fit_participants(env, train, {"depth": model, "null": hm.RandomClicks()},
+    rows, info = population.fit_participants(env, train, {"depth": model, "null": hm.RandomClicks()},
                                      grid=[(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)], starts=1, held_out=test)
     assert info["unresolved"] == 0 and info["max_gap"] < 1e-6
     fits = {(r.participant, r.model): r for r in rows}
@@ -357,10 +358,10 @@ def test_posterior_through_the_envelope_is_checked_against_exact_solves():
     model = hm.MetaBoltzmann(cost=priors.Gaussian(0, 5), depth_cost=priors.Gaussian(0, 5),
                              beta=priors.LogNormal(0, 1))
     envl = ml.EnvelopeSolver(env.meta.solver("exact"))
-    rows, _ = ml.fit_participants(env, data, {"m": model}, grid=[(0.0, 0.0), (1.0, 0.5), (2.5, 0.0)], starts=1,
+    rows, _ = population.fit_participants(env, data, {"m": model}, grid=[(0.0, 0.0), (1.0, 0.5), (2.5, 0.0)], starts=1,
                                   envelope=envl)
     x = np.asarray(rows[0].estimate.info["x"])
-    post, info = ml.posterior_with_envelope(env, data, model, envl, init=x, samples=60, warmup=60, chains=2,
+    post, info = population.posterior_with_envelope(env, data, model, envl, init=x, samples=60, warmup=60, chains=2,
                                             seed=0, check_draws=6, rounds=4, max_leapfrog=6)
     assert info["exact_at_checked_draws"] and info["rounds"] <= 4
     for name, true in (("cost", 1.2), ("depth_cost", 0.4)):
