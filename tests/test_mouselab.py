@@ -347,6 +347,39 @@ def test_fit_participants_is_exact_at_the_optima():
     assert fits[("p1", "depth")].params["cost"] > fits[("p0", "depth")].params["cost"]
 
 
+def test_study_fits_resume_from_a_checkpoint(tmp_path):
+    """Each participant's results are saved when final; a rerun skips them; other settings are refused."""
+    import json
+
+    import demos
+    import human_models as hm
+    import priors
+
+    env = tiny_env()
+    people = []
+    for k, (c, d) in enumerate([(0.4, 0.0), (1.5, 0.6)]):
+        t = demos.simulate(env, hm.MetaBoltzmann(cost=c, depth_cost=d, beta=1.5), env.true_reward, n=30, seed=k)
+        people.append(demos.DeliberationTraces(**{**t._arrays(), "participant": np.full(30, f"p{k}"), "fee": 1.0}))
+    data = demos.DeliberationTraces.concat(people)
+    models = {"effort": hm.MetaBoltzmann(cost=priors.Gaussian(0, 10), beta=priors.LogNormal(0, 1)),
+              "null": hm.RandomClicks()}
+    grid = [(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)]
+    rows, info = population.fit_participants(env, data, models, grid=grid, starts=1, checkpoint=tmp_path / "fits")
+    files = sorted((tmp_path / "fits" / "participants").glob("*.json"))
+    assert len(files) == 2 and info["resumed"] == 0
+    # a killed run: one participant's file is gone; the rerun fits only that one and gives the same numbers
+    gone = json.loads(files[1].read_text())["participant"]
+    files[1].unlink()
+    again, info2 = population.fit_participants(env, data, models, grid=grid, starts=1, checkpoint=tmp_path / "fits")
+    assert info2["resumed"] == 1 and info2["n_participants"] == 2
+    for a, b in zip(rows, again):
+        assert (a.participant, a.model) == (b.participant, b.model)
+        assert b.log_likelihood == pytest.approx(a.log_likelihood, abs=1e-6)
+        assert (b.estimate is None) == (b.participant != gone or not a.params)
+    with pytest.raises(ValueError, match="written with other settings \\(grid differ\\)"):
+        population.fit_participants(env, data, models, grid=grid[:2], starts=1, checkpoint=tmp_path / "fits")
+
+
 def test_posterior_through_the_envelope_is_checked_against_exact_solves():
     """Bayesian IRL of the costs: HMC on envelope Q-values, exact at the checked posterior draws."""
     import demos
