@@ -704,9 +704,9 @@ def cost_interval(env: Any, traces: Any, model: Any, costs: Sequence[float], *, 
 
     For every ``cost`` on the grid the meta-level Q-values are solved once (by
     the model's solver) and the log-likelihood is maximised over ``beta`` (a
-    one-dimensional concave problem); the interval is the set of grid costs
-    whose profile log-likelihood is within ``chi2_1(level) / 2`` of the best
-    (Wilks). The other parameters (``depth_cost``) are held at the model's values.
+    one-dimensional concave problem); the interval spans the grid costs whose
+    profile log-likelihood is within ``chi2_1(level) / 2`` of the best (Wilks),
+    widened by one grid step on each side (its true ends lie in those steps). The other parameters (``depth_cost``) are held at the model's values.
 
     Args:
         env: an environment with a meta-level problem.
@@ -753,6 +753,7 @@ def cost_interval(env: Any, traces: Any, model: Any, costs: Sequence[float], *, 
     prof_a = np.array(prof)
     best = int(np.argmax(prof_a))
     inside = np.flatnonzero(prof_a >= prof_a[best] - chi2.ppf(level, 1) / 2)
-    return {"cost": float(grid[best]), "beta": betas[best], "interval": (float(grid[inside[0]]), float(grid[inside[-1]])),
+    lo, hi = max(int(inside[0]) - 1, 0), min(int(inside[-1]) + 1, grid.size - 1)  # the boundary lies in the next step
+    return {"cost": float(grid[best]), "beta": betas[best], "interval": (float(grid[lo]), float(grid[hi])),
             "at_edge": bool(inside[0] == 0 or inside[-1] == grid.size - 1), "costs": grid, "profile": prof_a,
             "betas": np.array(betas)}
