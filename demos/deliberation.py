@@ -214,6 +214,20 @@ class TraceSet:
     def _check_problem(self, mdp: Any) -> None:
         """Raise if the traces were recorded on another meta-level problem than ``mdp.meta``."""
 
+    def _labels(self, N: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Validated ``participant`` and ``block`` labels and ``trial`` numbers of ``N`` trials."""
+        labels = {}
+        for name, default in (("participant", "0"), ("block", "")):
+            v = getattr(self, name)
+            a = np.full(N, default) if v is None else np.asarray(v).astype(str)
+            if a.shape != (N,):
+                raise DemoValidationError(f"{name} must have one entry per trial ({N}): got shape {a.shape}")
+            labels[name] = a
+        tr = np.arange(N) if self.trial is None else np.asarray(self.trial)
+        if tr.shape != (N,) or not np.issubdtype(tr.dtype, np.integer):
+            raise DemoValidationError(f"trial must be {N} integers (one per trial): got {self.trial!r}")
+        return labels, tr
+
     @property
     def n_observations(self) -> int:
         """Number of scored meta-level decisions: every computation and every stop."""
@@ -298,16 +312,7 @@ class DeliberationTraces(TraceSet):
                 raise DemoValidationError(f"trial {i}: paths row {p[i].tolist()} must be node ids followed by "
                                           f"-1 padding")
             _check_trial(f"trial {i}", r[i], cl[off[i]:off[i + 1]].tolist(), path.tolist(), parents, leaf)
-        labels = {}
-        for name, default in (("participant", "0"), ("block", "")):
-            v = getattr(self, name)
-            a = np.full(N, default) if v is None else np.asarray(v).astype(str)
-            if a.shape != (N,):
-                raise DemoValidationError(f"{name} must have one entry per trial ({N}): got shape {a.shape}")
-            labels[name] = a
-        tr = np.arange(N) if self.trial is None else np.asarray(self.trial)
-        if tr.shape != (N,) or not np.issubdtype(tr.dtype, np.integer):
-            raise DemoValidationError(f"trial must be {N} integers (one per trial): got {self.trial!r}")
+        labels, tr = self._labels(N)
         for name, val in (("parents", parents), ("rewards", r), ("clicks", cl.astype(np.int64)),
                           ("n_clicks", nc.astype(np.int64)), ("paths", p.astype(np.int64)),
                           ("participant", labels["participant"]), ("block", labels["block"]),

@@ -114,16 +114,7 @@ class SamplingTraces(TraceSet):
         fee = float(self.fee)
         if not math.isfinite(fee) or fee < 0:
             raise DemoValidationError(f"fee (price of a sample) must be a finite number >= 0: got {self.fee!r}")
-        labels = {}
-        for name, default in (("participant", "0"), ("block", "")):
-            v = getattr(self, name)
-            a = np.full(N, default) if v is None else np.asarray(v).astype(str)
-            if a.shape != (N,):
-                raise DemoValidationError(f"{name} must have one entry per trial ({N}): got shape {a.shape}")
-            labels[name] = a
-        tr = np.arange(N) if self.trial is None else np.asarray(self.trial)
-        if tr.shape != (N,) or not np.issubdtype(tr.dtype, np.integer):
-            raise DemoValidationError(f"trial must be {N} integers (one per trial): got {self.trial!r}")
+        labels, tr = self._labels(N)
         object.__setattr__(self, "n_options", k)
         for name, val in (("samples", sm.astype(np.int64)), ("outcomes", oc), ("n_samples", ns.astype(np.int64)),
                           ("choice", ch.astype(np.int64)), ("probabilities", pr),
