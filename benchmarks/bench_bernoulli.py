@@ -55,7 +55,8 @@ def people(n_people: int) -> None:
         held = {r.name: r.held_out_log_likelihood for r in rows}
         bound = person.bind(cost=fit.human_params["meta-boltzmann.cost"], beta=fit.human_params["meta-boltzmann.beta"])
         amp = hm.amplify(bound, env, env.true_reward, test, cost_factors=(1.0, 0.25, 0.0), repeats=10, seed=i)
-        print(json.dumps({"true_cost": round(float(c), 4), "map_cost": round(fit.human_params["meta-boltzmann.cost"], 4),
+        map_cost = fit.human_params["meta-boltzmann.cost"]
+        print(json.dumps({"true_cost": round(float(c), 4), "map_cost": round(map_cost, 4),
                           "map_beta": round(fit.human_params["meta-boltzmann.beta"], 1),
                           "interval95": [round(lo, 4), round(hi, 4)], "held_out_exact": round(held["exact"], 1),
                           "held_out_myopic": round(held["myopic"], 1), "winner": rows[0].name,

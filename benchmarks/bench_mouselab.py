@@ -214,8 +214,8 @@ def _posterior_one(p: str) -> dict:
     torch.set_num_threads(1)
     env, test, fit, envelope = _BAYES["env"], _BAYES["test"], _BAYES["fits"][p], _BAYES["envelope"]
     post, info = population.posterior_with_envelope(env, test.select(participant=p), models()["depth"], envelope.copy(),
-                                            init=np.asarray(fit.estimate.info["x"]), seed=participant_seed(p),
-                                            **_BAYES["options"])
+                                                    init=np.asarray(fit.estimate.info["x"]), seed=participant_seed(p),
+                                                    **_BAYES["options"])
     rec = {"participant": p, "map": fit.params, "seconds": info["seconds"], "rounds": info["rounds"],
            "full_rounds": info["full_rounds"], "largest_gap_last_round": max(info["gaps"][-1]),
            "exact_at_checked_draws": info["exact_at_checked_draws"], "converged": bool(post.converged),

@@ -267,10 +267,10 @@ class _ChunkedBayes:
         envelope.register(ev.observation.decisions()[0])
         envelope.add(ev.mdp.meta.params(float(fitted.get("cost", ev.human.cost)),
                                         float(fitted.get("depth_cost", ev.human.depth_cost))))
-        post, info = population.posterior_with_envelope(ev.mdp, ev.observation, ev.human, envelope, samples=self.samples,
-                                                warmup=self.warmup, chains=self.chains, seed=self.seed,
-                                                init=np.asarray(start.info["x"]), callback=self.callback,
-                                                **self.solver.sampler_options)  # a round's iterations, warmup included
+        post, info = population.posterior_with_envelope(
+            ev.mdp, ev.observation, ev.human, envelope, samples=self.samples, warmup=self.warmup,
+            chains=self.chains, seed=self.seed, init=np.asarray(start.info["x"]), callback=self.callback,
+            **self.solver.sampler_options)  # a round's iterations, warmup included
         post.info.update(envelope_rounds=info["rounds"], exact_at_checked_draws=info["exact_at_checked_draws"],
                          map_start=start.human_params, human=repr(ev.human), chains=self.chains, seed=self.seed,
                          warmup=self.warmup, samples=self.samples)

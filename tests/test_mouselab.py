@@ -329,7 +329,7 @@ def test_fit_participants_is_exact_at_the_optima():
     train = data.subset(np.arange(len(data)) % 3 != 0)
     test = data.subset(np.arange(len(data)) % 3 == 0)
     rows, info = population.fit_participants(env, train, {"depth": model, "null": hm.RandomClicks()},
-                                     grid=[(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)], starts=1, held_out=test)
+                                             grid=[(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)], starts=1, held_out=test)
     assert info["unresolved"] == 0 and info["max_gap"] < 1e-6
     fits = {(r.participant, r.model): r for r in rows}
     for k in range(2):
@@ -392,10 +392,10 @@ def test_posterior_through_the_envelope_is_checked_against_exact_solves():
                              beta=priors.LogNormal(0, 1))
     envl = ml.EnvelopeSolver(env.meta.solver("exact"))
     rows, _ = population.fit_participants(env, data, {"m": model}, grid=[(0.0, 0.0), (1.0, 0.5), (2.5, 0.0)], starts=1,
-                                  envelope=envl)
+                                          envelope=envl)
     x = np.asarray(rows[0].estimate.info["x"])
     post, info = population.posterior_with_envelope(env, data, model, envl, init=x, samples=60, warmup=60, chains=2,
-                                            seed=0, check_draws=6, rounds=4, max_leapfrog=6)
+                                                    seed=0, check_draws=6, rounds=4, max_leapfrog=6)
     assert info["exact_at_checked_draws"] and info["rounds"] <= 4
     for name, true in (("cost", 1.2), ("depth_cost", 0.4)):
         lo, hi = post.credible_interval(f"meta-boltzmann.{name}", 0.99)

@@ -442,7 +442,8 @@ class BernoulliMyopicSolver(MetaSolver):
             succ, fail = b[r].copy(), b[r].copy()
             succ[:, i] += 1.0
             fail[:, k + i] += 1.0
-            t = p[:, i] * meta.posterior_means(succ).max(axis=1) + (1 - p[:, i]) * meta.posterior_means(fail).max(axis=1)
+            after_s, after_f = meta.posterior_means(succ).max(axis=1), meta.posterior_means(fail).max(axis=1)
+            t = p[:, i] * after_s + (1 - p[:, i]) * after_f
             out[r, 1 + i, 0] = -1.0
             out[r, 1 + i, 2] = t
         return out

@@ -1,4 +1,4 @@
-"""Exact meta-level solvers for Mouselab trees: symmetric trees by layered backward induction, any tiny tree by brute force.
+"""Exact meta-level solvers of Mouselab trees: layered backward induction (symmetric trees), brute force (tiny ones).
 
 * :class:`SymmetricTreeSolver`: trees whose root has ``B`` identical branches,
   each a chain of single nodes ending in ``K`` exchangeable leaves (branching

@@ -387,7 +387,7 @@ def _settings(env: Any, traces: Any, models: dict[str, Any], grid: list, rounds:
 
 
 class _Checkpoint:
-    """A folder of per-participant results: ``settings.json`` and ``participants/<id>.json``, each written atomically."""
+    """Per-participant results in a folder: ``settings.json``, ``participants/<id>.json`` (each written atomically)."""
 
     def __init__(self, folder: Any, settings: dict[str, Any]) -> None:
         from demos.io import atomic_write
@@ -706,7 +706,8 @@ def cost_interval(env: Any, traces: Any, model: Any, costs: Sequence[float], *, 
     the model's solver) and the log-likelihood is maximised over ``beta`` (a
     one-dimensional concave problem); the interval spans the grid costs whose
     profile log-likelihood is within ``chi2_1(level) / 2`` of the best (Wilks),
-    widened by one grid step on each side (its true ends lie in those steps). The other parameters (``depth_cost``) are held at the model's values.
+    widened by one grid step on each side (its true ends lie in those steps).
+    The other parameters (``depth_cost``) are held at the model's values.
 
     Args:
         env: an environment with a meta-level problem.
