@@ -12,11 +12,11 @@ The script measures and prints, in one run:
 3. ``fits``: MAP fits of three models for every participant on the test block
    (random clicks; effort cost; effort + planning-depth cost), exact at every
    reported optimum (shared envelope of exact solves, see
-   :func:`irl.envs.mouselab.fit_participants`); BIC winners, random-effects Bayesian
+   :func:`irl.metalevel.population.fit_participants`); BIC winners, random-effects Bayesian
    model selection (expected counts, exceedance) and the comparison with the
    original study (depth model expected 47.9 of 125 participants, effort only 33.6).
 4. ``bayes`` (with ``--bayes K``): Bayesian posteriors of the depth model (HMC through
-   the envelope, see :func:`irl.envs.mouselab.posterior_with_envelope`) for the first K
+   the envelope, see :func:`irl.metalevel.population.posterior_with_envelope`) for the first K
    participants, in ``--processes`` worker processes, each participant with its own seed
    and its own copy of the envelope (the same numbers whatever the order or the number of
    processes); per participant the medians, 95% intervals, R-hat and ESS, and a summary
@@ -103,6 +103,7 @@ def section_data(path: Path) -> tuple:
 
 def section_solver(env) -> dict:
     from irl.envs import mouselab as ml
+    from irl.metalevel import population
 
     meta = env.meta
     solver = meta.solver("exact")
@@ -155,6 +156,7 @@ def section_solver(env) -> dict:
 
 def bic_table(rows) -> dict:
     from irl.envs import mouselab as ml
+    from irl.metalevel import population
 
     by = collections.defaultdict(dict)
     for r in rows:
@@ -164,7 +166,7 @@ def bic_table(rows) -> dict:
     beats_null = {m: int(sum(d[m].bic < d["null"].bic for d in by.values())) for m in names if m != "null"}
     either = int(sum(min(d[m].bic for m in names if m != "null") < d["null"].bic for d in by.values()))
     L = np.array([[-0.5 * d[m].bic for m in names] for d in by.values()])
-    bms = ml.random_effects_bms(L)
+    bms = population.random_effects_bms(L)
     return {"participants": len(by), "models": names, "bic_winners": {m: winners.get(m, 0) for m in names},
             "beats_null_by_bic": beats_null, "fitted_beats_null": either,
             "bms_expected_count": dict(zip(names, bms["expected_count"])),
@@ -174,10 +176,11 @@ def bic_table(rows) -> dict:
 
 def section_fits(env, test, processes: int, quiz: set[str] | None) -> tuple:
     from irl.envs import mouselab as ml
+    from irl.metalevel import population
 
     log(f"fitting {len(test.participants())} participants x 3 models ...")
     envelope = ml.EnvelopeSolver(env.meta.solver("exact"))
-    rows, info = ml.fit_participants(env, test, models(), processes=processes, envelope=envelope, log=log)
+    rows, info = population.fit_participants(env, test, models(), processes=processes, envelope=envelope, log=log)
     table = bic_table(rows)
     out = {"section": "fits", **info, **table,
            "study": {"depth_expected_count": 47.9, "effort_expected_count": 33.6, "of": 125,
@@ -206,12 +209,13 @@ def participant_seed(p: str) -> int:
 def _posterior_one(p: str) -> dict:
     """One participant's posterior (depth model) on a private copy of the shared envelope."""
     from irl.envs import mouselab as ml
+    from irl.metalevel import population
 
     torch.set_num_threads(1)
     env, test, fit, envelope = _BAYES["env"], _BAYES["test"], _BAYES["fits"][p], _BAYES["envelope"]
-    post, info = ml.posterior_with_envelope(env, test.select(participant=p), models()["depth"], envelope.copy(),
-                                            init=np.asarray(fit.estimate.info["x"]), seed=participant_seed(p),
-                                            **_BAYES["options"])
+    post, info = population.posterior_with_envelope(env, test.select(participant=p), models()["depth"], envelope.copy(),
+                                                    init=np.asarray(fit.estimate.info["x"]), seed=participant_seed(p),
+                                                    **_BAYES["options"])
     rec = {"participant": p, "map": fit.params, "seconds": info["seconds"], "rounds": info["rounds"],
            "full_rounds": info["full_rounds"], "largest_gap_last_round": max(info["gaps"][-1]),
            "exact_at_checked_draws": info["exact_at_checked_draws"], "converged": bool(post.converged),
@@ -293,12 +297,13 @@ def run_pool(fn, jobs, processes: int) -> list:
 def section_held_out(env, test, processes: int, repeats: int) -> tuple:
     import human_models as hm
     from irl.envs import mouselab as ml
+    from irl.metalevel import population
 
     even = test.subset(test.trial % 2 == 0)
     odd = test.subset(test.trial % 2 == 1)
     ms = models()
     log("held-out: fitting the even test trials ...")
-    rows, info = ml.fit_participants(env, even, ms, processes=processes, held_out=odd, log=log)
+    rows, info = population.fit_participants(env, even, ms, processes=processes, held_out=odd, log=log)
     fits = {(r.participant, r.model): r for r in rows}
     people = [p for p in even.participants() if p in set(odd.participants())]
     held = {(p, m): fits[(p, m)].held_out_log_likelihood for p in people for m in ms}
@@ -334,6 +339,7 @@ def section_simulated(env, processes: int, repeats: int, n_people: int) -> dict:
     import demos
     import human_models as hm
     from irl.envs import mouselab as ml
+    from irl.metalevel import population
 
     rng = np.random.default_rng(2024)
     truth = []
@@ -349,7 +355,7 @@ def section_simulated(env, processes: int, repeats: int, n_people: int) -> dict:
         truth.append({"participant": f"sim{k}", "cost": c, "depth_cost": d, "beta": beta})
     train = demos.DeliberationTraces.concat(parts_train)
     log(f"simulated people: fitting {n_people} ...")
-    rows, info = ml.fit_participants(env, train, models(), processes=processes, log=log)
+    rows, info = population.fit_participants(env, train, models(), processes=processes, log=log)
     fits = {(r.participant, r.model): r for r in rows}
     table = bic_table(rows)
     ms = models()

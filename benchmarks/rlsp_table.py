@@ -5,7 +5,7 @@ For each of the six environments of :mod:`irl.envs.rlsp` it evaluates
 
 * ``spec``: a planner given the specified (task) reward only;
 * ``rlsp``: task reward + the reward inferred from the observed world state
-  (``irl.envs.rlsp.infer``: Boltzmann human with beta = 1, Gaussian prior
+  (``irl.solvers.rlsp.infer``: Boltzmann human with beta = 1, Gaussian prior
   N(0, 0.5^2), MAP by L-BFGS, the person's start state ``s_{-T}`` known);
 * ``rlsp_uniform``: the same with a uniform prior over ``s_{-T}`` (Section 5.3);
 
@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 
+import irl
 from irl.envs import rlsp
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "extdata" / "rlsp-gridworlds" / "reference_results.json"
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if method == "spec":
                 weights = prob.task_weights
             else:
-                est = rlsp.infer(prob, start="known" if method == "rlsp" else "uniform")
+                est = irl.solvers.rlsp.infer(prob, start="known" if method == "rlsp" else "uniform")
                 weights = prob.task_weights + est.theta
             frac = rlsp.true_reward_fraction(prob, weights)
             seconds = time.perf_counter() - t0

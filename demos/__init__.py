@@ -14,29 +14,28 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from demos.trajectories import DemoValidationError, Trajectories, Trajectory
-from demos.io import DemoFileError, load, save, save_arrays, load_arrays, atomic_write
-
-#: Loaders for further evidence formats: ``format string -> (arrays, meta) -> evidence``.
-registry: dict[str, Callable[[dict, dict], Any]] = {}
+from demos.io import DemoFileError, load, save, save_arrays, load_arrays, atomic_write, registry
+from demos import trajectory_files  # noqa: F401  (registers the trajectory formats with demos.io)
 
 from demos.world_state import WorldState  # noqa: E402  (registers its file format in `registry`)
 from demos.choices import Choices, Comparisons, Corrections, EStops, _from_npz as _choices_from_npz  # noqa: E402
 
 from demos.partial import StateOnly, Transitions, _load_state_only, _load_transitions  # noqa: E402
-from demos.deliberation import DeliberationTraces, load_mouselab, load_traces, _load_npz as _load_traces  # noqa: E402
+from demos.deliberation import DeliberationTraces, TraceSet, load_mouselab, load_traces  # noqa: E402
+from demos.sampling import SamplingTraces  # noqa: E402
+from demos import datasets  # noqa: E402
 
 registry["pluggable-irl/choices"] = _choices_from_npz
 registry["pluggable-irl/state-only"] = _load_state_only
 registry["pluggable-irl/transitions"] = _load_transitions
-registry["pluggable-irl/deliberation-traces"] = _load_traces
 
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
            "save_arrays", "load_arrays", "atomic_write", "registry", "WorldState",
            "Choices", "Comparisons", "Corrections", "EStops", "StateOnly", "Transitions",
-           "DeliberationTraces", "load_mouselab", "load_traces"]
+           "DeliberationTraces", "SamplingTraces", "TraceSet", "load_mouselab", "load_traces", "datasets"]
 
 
 def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:

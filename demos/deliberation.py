@@ -55,9 +55,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from demos.io import register_format, register_text_reader
 from demos.trajectories import DemoValidationError
 
-__all__ = ["DeliberationTraces", "load_mouselab", "load_traces", "FORMAT", "MOUSELAB_312_PARENTS"]
+__all__ = ["TraceSet", "DeliberationTraces", "load_mouselab", "load_traces", "FORMAT", "MOUSELAB_312_PARENTS"]
 
 #: Format string of the ``.npz`` / ``.jsonl`` files of :class:`DeliberationTraces`.
 FORMAT = "pluggable-irl/deliberation-traces"
@@ -145,8 +146,96 @@ def _check_trial(where: str, rewards: np.ndarray, clicks: Sequence[int], path: S
             raise DemoValidationError(f"{where}: path {list(path)} ends at node {path[-1]}, which is not a leaf")
 
 
+class TraceSet:
+    """What every kind of deliberation traces shares: participants, selection and scoring of its decisions.
+
+    A subclass stores ``participant`` and ``block`` (one label per trial) and
+    implements ``subset(index)``, ``decisions() -> (beliefs, actions, trial_of)``
+    and ``n_computations`` (computations per trial); beliefs are in the format
+    of the meta-level problem the traces were recorded on.
+    """
+
+    def participants(self) -> list[str]:
+        """Participant ids in order of first appearance."""
+        _, first = np.unique(self.participant, return_index=True)
+        return [str(self.participant[i]) for i in sorted(first)]
+
+    def select(self, *, participant: Any = None, block: Any = None) -> Any:
+        """Trials of one participant (or a list of them) and/or one block (or a list).
+
+        Raises:
+            DemoValidationError: nothing matches (the message lists what exists).
+        """
+        mask = np.ones(len(self), bool)
+        for name, want in (("participant", participant), ("block", block)):
+            if want is None:
+                continue
+            wanted = [str(w) for w in (want if isinstance(want, (list, tuple, set, np.ndarray)) else [want])]
+            have = getattr(self, name)
+            mask &= np.isin(have, wanted)
+            if not np.isin(have, wanted).any():
+                known = sorted(set(have.tolist()))
+                shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+                raise DemoValidationError(f"no trials with {name} in {wanted}; known: {shown}")
+        if not mask.any():
+            raise DemoValidationError(f"no trials with participant {participant!r} and block {block!r}")
+        return self.subset(mask)
+
+    def log_likelihood_under(self, human: Any, mdp: Any, reward: Any) -> Any:
+        """``sum_d log pi(action_d | belief_d)`` under the human's meta-level policy; differentiable.
+
+        Args:
+            human: a cognition-level human model with
+                ``meta_log_probs(mdp, reward, beliefs) -> (..., D, n_actions)``
+                (e.g. :class:`human_models.MetaBoltzmann`).
+            mdp: the environment (with a meta-level problem ``mdp.meta``).
+            reward: the reward the human acts on, possibly a batch ``(B, S, A)``.
+
+        Returns:
+            A torch scalar, or ``(B,)`` for a batch.
+
+        Raises:
+            DemoValidationError: traces recorded on another problem than the environment's.
+            TypeError: a human model without a meta-level policy.
+        """
+        import torch
+
+        self.validate(mdp.n_states, mdp.n_actions)
+        self._check_problem(mdp)
+        score = getattr(human, "meta_log_probs", None)
+        if score is None:
+            raise TypeError(f"{type(human).__name__} has no meta-level policy (meta_log_probs); deliberation traces "
+                            f"are scored by a cognition-level model such as human_models.MetaBoltzmann")
+        beliefs, actions, _ = self.decisions()
+        logp = score(mdp, reward, beliefs)
+        picked = logp[..., torch.arange(actions.size), torch.from_numpy(actions.copy())]
+        return picked.sum(-1)
+
+    def _check_problem(self, mdp: Any) -> None:
+        """Raise if the traces were recorded on another meta-level problem than ``mdp.meta``."""
+
+    def _labels(self, N: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Validated ``participant`` and ``block`` labels and ``trial`` numbers of ``N`` trials."""
+        labels = {}
+        for name, default in (("participant", "0"), ("block", "")):
+            v = getattr(self, name)
+            a = np.full(N, default) if v is None else np.asarray(v).astype(str)
+            if a.shape != (N,):
+                raise DemoValidationError(f"{name} must have one entry per trial ({N}): got shape {a.shape}")
+            labels[name] = a
+        tr = np.arange(N) if self.trial is None else np.asarray(self.trial)
+        if tr.shape != (N,) or not np.issubdtype(tr.dtype, np.integer):
+            raise DemoValidationError(f"trial must be {N} integers (one per trial): got {self.trial!r}")
+        return labels, tr
+
+    @property
+    def n_observations(self) -> int:
+        """Number of scored meta-level decisions: every computation and every stop."""
+        return int(np.sum(self.n_computations) + len(self))
+
+
 @dataclass(frozen=True, eq=False)
-class DeliberationTraces:
+class DeliberationTraces(TraceSet):
     """Recorded deliberation: per trial, the instance, the ordered clicks and the chosen path.
 
     Attributes:
@@ -223,16 +312,7 @@ class DeliberationTraces:
                 raise DemoValidationError(f"trial {i}: paths row {p[i].tolist()} must be node ids followed by "
                                           f"-1 padding")
             _check_trial(f"trial {i}", r[i], cl[off[i]:off[i + 1]].tolist(), path.tolist(), parents, leaf)
-        labels = {}
-        for name, default in (("participant", "0"), ("block", "")):
-            v = getattr(self, name)
-            a = np.full(N, default) if v is None else np.asarray(v).astype(str)
-            if a.shape != (N,):
-                raise DemoValidationError(f"{name} must have one entry per trial ({N}): got shape {a.shape}")
-            labels[name] = a
-        tr = np.arange(N) if self.trial is None else np.asarray(self.trial)
-        if tr.shape != (N,) or not np.issubdtype(tr.dtype, np.integer):
-            raise DemoValidationError(f"trial must be {N} integers (one per trial): got {self.trial!r}")
+        labels, tr = self._labels(N)
         for name, val in (("parents", parents), ("rewards", r), ("clicks", cl.astype(np.int64)),
                           ("n_clicks", nc.astype(np.int64)), ("paths", p.astype(np.int64)),
                           ("participant", labels["participant"]), ("block", labels["block"]),
@@ -309,14 +389,9 @@ class DeliberationTraces:
         return _tree_info(self.parents)[1]
 
     @property
-    def n_observations(self) -> int:
-        """Number of scored meta-level decisions: every click and every stop (``sum n_clicks + N``)."""
-        return int(self.n_clicks.sum() + len(self))
-
-    def participants(self) -> list[str]:
-        """Participant ids in order of first appearance."""
-        _, first = np.unique(self.participant, return_index=True)
-        return [str(self.participant[i]) for i in sorted(first)]
+    def n_computations(self) -> np.ndarray:
+        """``(N,)`` computations (clicks) of each trial: ``n_clicks``."""
+        return self.n_clicks
 
     def subset(self, index: Any) -> "DeliberationTraces":
         """The trials selected by ``index`` (indices, a slice or a boolean mask), in that order."""
@@ -331,27 +406,6 @@ class DeliberationTraces:
                                   n_clicks=self.n_clicks[idx], paths=self.paths[idx],
                                   participant=self.participant[idx], block=self.block[idx], trial=self.trial[idx],
                                   fee=self.fee)
-
-    def select(self, *, participant: Any = None, block: Any = None) -> "DeliberationTraces":
-        """Trials of one participant (or a list of them) and/or one block (or a list).
-
-        Raises:
-            DemoValidationError: nothing matches (the message lists what exists).
-        """
-        mask = np.ones(len(self), bool)
-        for name, want in (("participant", participant), ("block", block)):
-            if want is None:
-                continue
-            wanted = [str(w) for w in (want if isinstance(want, (list, tuple, set, np.ndarray)) else [want])]
-            have = getattr(self, name)
-            mask &= np.isin(have, wanted)
-            if not np.isin(have, wanted).any():
-                known = sorted(set(have.tolist()))
-                shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
-                raise DemoValidationError(f"no trials with {name} in {wanted}; known: {shown}")
-        if not mask.any():
-            raise DemoValidationError(f"no trials with participant {participant!r} and block {block!r}")
-        return self.subset(mask)
 
     # ------------------------------------------------------------------ meta-level decisions
     def decisions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -395,39 +449,11 @@ class DeliberationTraces:
                                       f"has {n_states} states (nodes)")
         return self
 
-    def log_likelihood_under(self, human: Any, mdp: Any, reward: Any) -> Any:
-        """``sum_d log pi(action_d | belief_d)`` under the human's meta-level policy; differentiable.
-
-        Args:
-            human: a cognition-level human model with
-                ``meta_log_probs(mdp, reward, beliefs) -> (..., D, n_actions)``
-                (e.g. :class:`human_models.MetaBoltzmann`).
-            mdp: the environment (a Mouselab environment with ``mdp.meta``).
-            reward: the reward the human acts on (for the Mouselab models:
-                the utility of one point at each node), possibly a batch ``(B, S, A)``.
-
-        Returns:
-            A torch scalar, or ``(B,)`` for a batch.
-
-        Raises:
-            DemoValidationError: a tree that does not match the environment's.
-            TypeError: a human model without a meta-level policy.
-        """
-        import torch
-
-        self.validate(mdp.n_states, mdp.n_actions)
+    def _check_problem(self, mdp: Any) -> None:
         tree = getattr(getattr(mdp, "meta", None), "tree", None)
         if tree is not None and not np.array_equal(np.asarray(tree.parents), self.parents):
             raise DemoValidationError(f"the traces were recorded on another tree than environment {mdp.name!r}'s "
                                       f"(parents {self.parents.tolist()} vs {np.asarray(tree.parents).tolist()})")
-        score = getattr(human, "meta_log_probs", None)
-        if score is None:
-            raise TypeError(f"{type(human).__name__} has no meta-level policy (meta_log_probs); deliberation traces "
-                            f"are scored by a cognition-level model such as human_models.MetaBoltzmann")
-        beliefs, actions, _ = self.decisions()
-        logp = score(mdp, reward, beliefs)
-        picked = logp[..., torch.arange(actions.size), torch.from_numpy(actions.copy())]
-        return picked.sum(-1)
 
     # ------------------------------------------------------------------ statistics
     def path_rewards(self) -> np.ndarray:
@@ -832,3 +858,26 @@ def load_mouselab(path: str | Path, *, structure: Any = None, fee: float = 1.0, 
                             f"{sorted({r['block'] for r in rows})}")
     return DeliberationTraces.from_trials(parents, np.array(rewards), clicks, paths, participant=part, block=block,
                                           trial=np.array(trial, np.int64), fee=fee)
+
+
+def _is_deliberation_text(path: Path) -> bool:
+    """Whether a .csv/.jsonl file holds deliberation traces (see :mod:`demos.deliberation`), by its first lines."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = [line for _, line in zip(range(3), f)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    text = "".join(head)
+    if path.suffix == ".jsonl":
+        return '"pluggable-irl/deliberation-traces"' in text or '"clicks"' in text
+    rows = [line for line in head if not line.startswith("#")]
+    return text.startswith("# parents=") or (bool(rows) and "clicks" in rows[0].strip().split(","))
+
+
+def _load_text(path: Path) -> DeliberationTraces:
+    return load_traces(path)
+
+
+register_format(FORMAT, _load_npz)
+register_text_reader(".csv", _load_text, sniff=_is_deliberation_text)
+register_text_reader(".jsonl", _load_text, sniff=_is_deliberation_text)

@@ -19,7 +19,6 @@ Formats:
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
@@ -29,16 +28,42 @@ from typing import Any, Callable
 
 import numpy as np
 
-from demos.trajectories import DemoValidationError, Trajectories
+from demos.errors import DemoFileError, DemoValidationError
 
-__all__ = ["save", "load", "DemoFileError", "atomic_write", "save_arrays", "load_arrays", "FORMAT_VERSION"]
+__all__ = ["save", "load", "DemoFileError", "atomic_write", "save_arrays", "load_arrays", "FORMAT_VERSION",
+           "registry", "register_format", "register_text_reader", "register_writer"]
 
 FORMAT_VERSION = 1
-_TRAJ_FORMAT = "pluggable-irl/trajectories"
+
+#: Loaders of ``.npz`` evidence by the file's format string: ``format -> loader(arrays, meta)``. Every data
+#: module registers its own formats (this module never imports them back); ``""`` is a file without a format tag.
+registry: dict[str, Callable[[dict, dict], Any]] = {}
+_TEXT_READERS: list[tuple[str, Callable[[Path], bool] | None, Callable[[Path], Any]]] = []
+_WRITERS: list[tuple[type, dict[str, Callable[[Any, Path], None]]]] = []
 
 
-class DemoFileError(ValueError):
-    """A file could not be read as evidence; the message names the file and the problem."""
+def register_format(fmt: str, loader: Callable[[dict, dict], Any]) -> None:
+    """Make :func:`load` read ``.npz`` files of format ``fmt`` with ``loader(arrays, meta)``."""
+    registry[fmt] = loader
+
+
+def register_text_reader(suffix: str, reader: Callable[[Path], Any], *,
+                         sniff: Callable[[Path], bool] | None = None) -> None:
+    """Make :func:`load` read ``suffix`` files (e.g. ``".csv"``) with ``reader(path)``.
+
+    Readers with a ``sniff(path) -> bool`` are tried first, in registration
+    order; the reader without one is the default for the extension.
+    """
+    _TEXT_READERS.append((suffix, sniff, reader))
+
+
+def register_writer(cls: type, suffix: str, writer: Callable[[Any, Path], None]) -> None:
+    """Make :func:`save` write instances of ``cls`` to ``suffix`` files with ``writer(data, path)``."""
+    for c, w in _WRITERS:
+        if c is cls:
+            w[suffix] = writer
+            return
+    _WRITERS.append((cls, {suffix: writer}))
 
 
 def _umask() -> int:
@@ -121,40 +146,6 @@ def load_arrays(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, d
     return got or "", arrays, meta
 
 
-# ------------------------------------------------------------------- trajectories
-def _save_npz(d: Trajectories, path: Path) -> None:
-    save_arrays(path, _TRAJ_FORMAT, {"states": d.states, "actions": d.actions, "lengths": d.lengths,
-                                     "rewards": d.rewards, "terminated": d.terminated, "truncated": d.truncated})
-
-
-def _save_jsonl(d: Trajectories, path: Path) -> None:
-    def write(f: Any) -> None:
-        f.write(json.dumps({"format": _TRAJ_FORMAT, "version": FORMAT_VERSION}) + "\n")
-        for tr in d:
-            row: dict[str, Any] = {"states": tr.states.tolist(), "actions": tr.actions.tolist()}
-            if tr.rewards is not None:
-                row["rewards"] = tr.rewards.tolist()
-            row["terminated"], row["truncated"] = tr.terminated, tr.truncated
-            f.write(json.dumps(row) + "\n")
-
-    atomic_write(path, write, binary=False)
-
-
-def _save_csv(d: Trajectories, path: Path) -> None:
-    def write(f: Any) -> None:
-        w = csv.writer(f)
-        w.writerow(["episode", "step", "state", "action", "reward", "end"])
-        for i, tr in enumerate(d):
-            L = len(tr.actions)
-            for t in range(L + 1):
-                a = int(tr.actions[t]) if t < L else ""
-                r = repr(float(tr.rewards[t])) if (tr.rewards is not None and t < L) else ""
-                end = ("terminated" if tr.terminated else "truncated" if tr.truncated else "") if t == L else ""
-                w.writerow([i, t, int(tr.states[t]), a, r, end])
-
-    atomic_write(path, write, binary=False)
-
-
 def save(data: Any, path: str | os.PathLike) -> None:
     """Save evidence to ``path``; the format follows the extension (``.npz``, ``.jsonl``, ``.csv``).
 
@@ -169,9 +160,9 @@ def save(data: Any, path: str | os.PathLike) -> None:
     if hasattr(data, "_save_npz") and path.suffix == ".npz":
         data._save_npz(path)
         return
-    if not isinstance(data, Trajectories):
+    writers = next((w for cls, w in _WRITERS if isinstance(data, cls)), None)
+    if writers is None:
         raise DemoFileError(f"cannot save {type(data).__name__} to {path.suffix!r}")
-    writers = {".npz": _save_npz, ".jsonl": _save_jsonl, ".csv": _save_csv}
     if path.suffix not in writers:
         raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {sorted(writers)}")
     writers[path.suffix](data, path)
@@ -219,115 +210,24 @@ def jsonl_records(path: Path, lines: Any, *, fmt: str, data_key: str) -> Any:
             yield lineno, row
 
 
-def _load_jsonl(path: Path) -> Trajectories:
-    S, A, R, term, trunc = [], [], [], [], []
-    has_r = None
-    with open(path, encoding="utf-8") as f:
-        for lineno, row in jsonl_records(path, f, fmt=_TRAJ_FORMAT, data_key="states"):
-            if lineno == 0:
-                continue
-            for key in ("states", "actions"):
-                if key not in row or not isinstance(row[key], list):
-                    raise DemoFileError(f"{path}, line {lineno}: missing list field {key!r}")
-                if not all(isinstance(x, int) and not isinstance(x, bool) for x in row[key]):
-                    raise DemoFileError(f"{path}, line {lineno}: {key!r} must be a list of integer ids")
-            if len(row["states"]) != len(row["actions"]) + 1:
-                raise DemoFileError(f"{path}, line {lineno}: need one more state than actions: got "
-                                    f"{len(row['states'])} states, {len(row['actions'])} actions")
-            if has_r is None:
-                has_r = "rewards" in row
-            if has_r != ("rewards" in row):
-                raise DemoFileError(f"{path}, line {lineno}: 'rewards' must be given for every episode or none")
-            S.append(row["states"]); A.append(row["actions"])
-            if has_r:
-                R.append(row["rewards"])
-            term.append(bool(row.get("terminated", False))); trunc.append(bool(row.get("truncated", False)))
-    if not S:
-        raise DemoFileError(f"{path}: contains no trajectories (the dataset is empty)")
-    return Trajectories.from_lists(S, A, rewards=R if has_r else None, terminated=term, truncated=trunc)
-
-
-def _load_csv(path: Path) -> Trajectories:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        need = {"episode", "step", "state", "action"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise DemoFileError(f"{path}: header must contain {sorted(need)}: got {reader.fieldnames}")
-        episodes: dict[str, dict[str, list]] = {}
-        order: list[str] = []
-        for lineno, row in enumerate(reader, 2):
-            ep = row["episode"]
-            if ep not in episodes:
-                episodes[ep] = {"s": [], "a": [], "r": [], "end": [""]}
-                order.append(ep)
-            e = episodes[ep]
-            try:
-                step = int(row["step"])
-                s = int(row["state"])
-            except (TypeError, ValueError):
-                raise DemoFileError(f"{path}, line {lineno}: step and state must be integers: got "
-                                    f"{row['step']!r}, {row['state']!r}") from None
-            if step != len(e["s"]):
-                raise DemoFileError(f"{path}, line {lineno}: episode {ep} expects step {len(e['s'])}, got {step}")
-            if e["end"][0] == "closed":
-                raise DemoFileError(f"{path}, line {lineno}: episode {ep} continues after a row with no action")
-            e["s"].append(s)
-            act = (row.get("action") or "").strip()
-            if act == "":
-                e["end"][0] = "closed"
-                e["flag"] = (row.get("end") or "").strip()
-            else:
-                try:
-                    e["a"].append(int(act))
-                except ValueError:
-                    raise DemoFileError(f"{path}, line {lineno}: action must be an integer: got {act!r}") from None
-                rew = (row.get("reward") or "").strip()
-                if rew:
-                    try:
-                        e["r"].append(float(rew))
-                    except ValueError:
-                        raise DemoFileError(f"{path}, line {lineno}: reward must be a number: got {rew!r}") from None
-    if not order:
-        raise DemoFileError(f"{path}: contains no trajectories (the dataset is empty)")
-    for ep in order:
-        if episodes[ep]["end"][0] != "closed":
-            raise DemoFileError(f"{path}: episode {ep} has no final row (a state with an empty action)")
-        flag = episodes[ep].get("flag", "")
-        if flag not in ("", "terminated", "truncated"):
-            raise DemoFileError(f"{path}: episode {ep} has end {flag!r}; expected terminated, truncated or empty")
-    # rewards sit on action rows: episodes without actions say nothing about whether the file has rewards
-    with_r = [ep for ep in order if episodes[ep]["r"]]
-    partial = [ep for ep in order if len(episodes[ep]["r"]) not in (0, len(episodes[ep]["a"]))]
-    missing = [ep for ep in order if episodes[ep]["a"] and not episodes[ep]["r"]] if with_r else []
-    if partial or missing:
-        ep = (partial or missing)[0]
-        raise DemoFileError(f"{path}: rewards must be given on every action row or on none: episode {ep} has "
-                            f"{len(episodes[ep]['r'])} rewards for {len(episodes[ep]['a'])} actions")
-    use_r = bool(with_r)
-    return Trajectories.from_lists([episodes[e]["s"] for e in order], [episodes[e]["a"] for e in order],
-                                   rewards=[episodes[e]["r"] for e in order] if use_r else None,
-                                   terminated=[episodes[e].get("flag") == "terminated" for e in order],
-                                   truncated=[episodes[e].get("flag") == "truncated" for e in order])
-
-
 def _load_npz(path: Path) -> Any:
     fmt, arrays, meta = load_arrays(path)
-    if fmt == _TRAJ_FORMAT or (not fmt and {"states", "actions", "lengths"} <= set(arrays)):
-        missing = {"states", "actions", "lengths"} - set(arrays)
-        if missing:
-            raise DemoFileError(f"{path}: trajectories file lacks arrays {sorted(missing)}")
-        try:
-            return Trajectories(states=arrays["states"], actions=arrays["actions"], lengths=arrays["lengths"],
-                                rewards=arrays.get("rewards"), terminated=arrays.get("terminated"),
-                                truncated=arrays.get("truncated"))
-        except DemoValidationError as e:
-            raise DemoFileError(f"{path}: {e}") from None
-    from demos import registry
-
     loader = registry.get(fmt)
     if loader is None:
-        raise DemoFileError(f"{path}: unknown evidence format {fmt!r}; known: {sorted(registry) + [_TRAJ_FORMAT]}")
+        raise DemoFileError(f"{path}: unknown evidence format {fmt!r}; known: {sorted(f for f in registry if f)}")
     return loader(arrays, meta)
+
+
+def _load_text(path: Path) -> Any:
+    """The first registered reader of the extension whose ``sniff`` accepts the file, else the default one."""
+    readers = [(sniff, reader) for suffix, sniff, reader in _TEXT_READERS if suffix == path.suffix]
+    for sniff, reader in readers:
+        if sniff is not None and sniff(path):
+            return reader(path)
+    for sniff, reader in readers:
+        if sniff is None:
+            return reader(path)
+    raise DemoFileError(f"{path}: no reader for {path.suffix!r} files of this kind")
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -339,30 +239,12 @@ def load(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
         raise DemoFileError(f"{path}: no such file")
-    readers = {".npz": _load_npz, ".jsonl": _load_jsonl, ".csv": _load_csv}
-    if path.suffix not in readers:
-        raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {sorted(readers)}")
-    if path.suffix in (".csv", ".jsonl") and _is_deliberation_text(path):
-        from demos.deliberation import load_traces
-
-        return load_traces(path)
+    known = sorted({".npz"} | {suffix for suffix, _, _ in _TEXT_READERS})
+    if path.suffix not in known:
+        raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {known}")
     try:
-        return readers[path.suffix](path)
+        return _load_npz(path) if path.suffix == ".npz" else _load_text(path)
     except DemoValidationError as e:
         raise DemoFileError(f"{path}: {e}") from None
     except UnicodeDecodeError:
         raise DemoFileError(f"{path}: not a UTF-8 text file") from None
-
-
-def _is_deliberation_text(path: Path) -> bool:
-    """Whether a .csv/.jsonl file holds deliberation traces (see :mod:`demos.deliberation`), by its first lines."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            head = [line for _, line in zip(range(3), f)]
-    except (OSError, UnicodeDecodeError):
-        return False
-    text = "".join(head)
-    if path.suffix == ".jsonl":
-        return '"pluggable-irl/deliberation-traces"' in text or '"clicks"' in text
-    rows = [line for line in head if not line.startswith("#")]
-    return text.startswith("# parents=") or (bool(rows) and "clicks" in rows[0].strip().split(","))

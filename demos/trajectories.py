@@ -7,11 +7,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from demos.errors import DemoValidationError
+
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError"]
-
-
-class DemoValidationError(ValueError):
-    """Demonstration data breaks a rule; the message says which entry and why."""
 
 
 def _ro(a: np.ndarray | None) -> np.ndarray | None:

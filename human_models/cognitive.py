@@ -1,6 +1,6 @@
 """Cognition-level human models: how a person deliberates, not only how they act.
 
-These models act in a *meta-level* MDP (see :mod:`irl.envs.mouselab`): the
+These models act in a *meta-level* MDP (see :mod:`irl.metalevel`): the
 actions are computations (clicks that reveal a node's reward at a cost) and a
 terminal action that stops deliberating and takes the best path under the
 current beliefs. They are scored on :class:`demos.DeliberationTraces`, which
@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from human_models.base import BaseHumanModel, HumanModelError, check_array_param, positive_param
+from irl.metalevel.mdp import MetaLevelError
 
 __all__ = ["MetaBoltzmann", "RandomClicks", "amplify", "check_meta_human_model", "meta_of"]
 
@@ -142,7 +143,7 @@ class MetaBoltzmann(BaseHumanModel):
 
     Example:
         >>> import human_models as hm, demos
-        >>> from irl.envs.mouselab import mouselab
+        >>> from irl.metalevel.mouselab import mouselab
         >>> env = mouselab((2, 1, 2), values=[(-1, 1), (-2, 2), (-10, 10)])  # irl.envs.make("mouselab-312") alike
         >>> person = hm.MetaBoltzmann(cost=0.8, depth_cost=0.3, beta=1.0)
         >>> traces = demos.simulate(env, person, env.true_reward, n=5, seed=0)
@@ -186,31 +187,18 @@ class MetaBoltzmann(BaseHumanModel):
 
     def _solver(self, meta: Any) -> Any:
         s = meta.solver(self.solver) if isinstance(self.solver, str) else self.solver
-        tree = getattr(getattr(s, "meta", None), "tree", None)
-        if tree is not None and not np.array_equal(np.asarray(tree.parents), np.asarray(meta.tree.parents)):
-            raise HumanModelError("the solver given to MetaBoltzmann was built for another tree than the environment's")
+        other = getattr(s, "meta", None)
+        if other is not None and other is not meta and other.signature() != meta.signature():
+            raise HumanModelError("the solver given to MetaBoltzmann was built for another meta-level problem than "
+                                  "the environment's (another tree, prior or horizon)")
         return s
 
     def _weights(self, meta: Any, reward: torch.Tensor) -> torch.Tensor:
-        """Utility per point at each depth, ``(..., H)``, from a reward ``(..., S, A)`` (``values='reward'``)."""
-        tree = meta.tree
-        r = reward.mean(-1)
-        rd = r.detach()
-        if (reward.detach() - rd[..., None]).abs().max() > 1e-9 * (1 + float(rd.abs().max())):
-            raise HumanModelError("MetaBoltzmann(values='reward') reads the utility of a point at each node: the "
-                                  "reward must not depend on the action")
-        out = []
-        for k in range(1, tree.height + 1):
-            nodes = torch.from_numpy(np.flatnonzero(tree.depth == k))
-            rk = r[..., nodes]
-            wk = rk.mean(-1)
-            rkd, wkd = rk.detach(), wk.detach()
-            if (rkd - wkd[..., None]).abs().max() > 1e-9 * (1 + float(wkd.abs().max())):
-                raise HumanModelError(f"MetaBoltzmann(values='reward') needs the same utility at every node of a depth "
-                                      f"(the branches are exchangeable): depth {k} has {rkd.tolist()}; use "
-                                      f"irl.envs.mouselab.depth_reward_model(env)")
-            out.append(wk)
-        return torch.stack(out, -1)
+        """Utility weights ``(..., K)`` from a reward ``(..., S, A)`` (``values='reward'``)."""
+        try:
+            return meta.weights_from_reward(reward)
+        except MetaLevelError as e:
+            raise HumanModelError(f"MetaBoltzmann(values='reward'): {e}") from None
 
     def _reward(self, mdp: Any, reward: Any) -> torch.Tensor:
         r = reward if isinstance(reward, torch.Tensor) else torch.from_numpy(np.array(reward, dtype=np.float64))
@@ -244,7 +232,7 @@ class MetaBoltzmann(BaseHumanModel):
         if self.values == "reward":
             w = self._weights(meta, r)  # (H,) or (Br, H)
         else:
-            w = torch.ones(meta.tree.height, dtype=torch.float64)
+            w = torch.ones(meta.n_weights, dtype=torch.float64)
         cost, dcost, beta = (_as_tensor(self._value(k)) for k in ("cost", "depth_cost", "beta"))
         B, (cs, ds, bs) = _split_batch(cost, dcost, beta)
         if B and Br and B != Br:
@@ -288,7 +276,7 @@ class MetaBoltzmann(BaseHumanModel):
                 raise HumanModelError("phi takes one reward, not a batch")
             w = self._weights(meta, r).detach().numpy()
         else:
-            w = np.ones(meta.tree.height)
+            w = np.ones(meta.n_weights)
         return meta.params(float(self._value("cost")), float(self._value("depth_cost")), w)
 
     def sample(self, mdp: Any, reward: Any, n: int, rng: Any = None, *, instances: Any = None,
@@ -371,7 +359,7 @@ class RandomClicks(BaseHumanModel):
             a = meta.available(b).astype(np.float64)
             return a / a.sum(axis=1, keepdims=True)
 
-        return _simulate(meta, policy, np.ones(meta.tree.height), int(n), rng, instances, participant, block)
+        return _simulate(meta, policy, np.ones(meta.n_weights), int(n), rng, instances, participant, block)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -382,18 +370,21 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _simulate(meta: Any, policy: Any, weights: np.ndarray, n: int, rng: Any, instances: Any, participant: Any,
               block: str) -> Any:
-    """Run a meta-level policy ``beliefs (D, n) -> probabilities (D, A)`` on instances; traces of the runs."""
-    from demos import DeliberationTraces
+    """Run a meta-level policy ``beliefs (D, ...) -> probabilities (D, A)`` on instances; traces of the runs.
 
+    Works for any :class:`irl.metalevel.MetaMDP`: the problem draws or checks
+    the instances, performs the computations and packages the traces.
+    """
     if n < 1:
         raise HumanModelError(f"n must be >= 1: got {n}")
     gen = np.random.default_rng(rng)
-    inst = meta.sample_instances(n, gen) if instances is None else np.array(instances, dtype=np.float64)
-    if inst.shape != (n, meta.tree.n_nodes) or not np.all(np.isfinite(inst[:, 1:])):
-        raise HumanModelError(f"instances must be finite node rewards of shape (n, n_nodes) = ({n}, "
-                              f"{meta.tree.n_nodes}): got {inst.shape}")
+    try:
+        inst = meta.sample_instances(n, gen) if instances is None else meta.check_instances(instances, n)
+    except MetaLevelError as e:
+        raise HumanModelError(str(e)) from None
     beliefs = meta.initial_beliefs(n)
-    clicks: list[list[int]] = [[] for _ in range(n)]
+    comps: list[list[int]] = [[] for _ in range(n)]
+    outcomes: list[list[float]] = [[] for _ in range(n)]
     active = np.ones(n, bool)
     while active.any():
         rows = np.flatnonzero(active)
@@ -403,14 +394,15 @@ def _simulate(meta: Any, policy: Any, weights: np.ndarray, n: int, rng: Any, ins
         a = np.where(p[np.arange(rows.size), a] > 0, a, p.argmax(axis=1))  # guard against round-off at the end
         stop = a == 0
         active[rows[stop]] = False
-        for r_, node in zip(rows[~stop], a[~stop]):
-            beliefs[r_, node] = inst[r_, node]
-            clicks[r_].append(int(node))
-    best = meta.best_paths(beliefs, weights, rng=gen)
-    paths = [meta.tree.paths[k][meta.tree.paths[k] >= 0].tolist() for k in best]
+        go, act = rows[~stop], a[~stop]
+        if go.size:
+            beliefs[go], out = meta.compute(beliefs[go], act, inst[go], gen)
+            for r_, c_, o_ in zip(go.tolist(), act.tolist(), out.tolist()):
+                comps[r_].append(int(c_))
+                outcomes[r_].append(float(o_))
+    choices = meta.choose(beliefs, weights, rng=gen)
     part = np.full(n, participant).astype(str) if np.ndim(participant) == 0 else np.asarray(participant).astype(str)
-    return DeliberationTraces.from_trials(meta.tree.parents, inst, clicks, paths, participant=part,
-                                          block=np.full(n, block), fee=meta.fee)
+    return meta.make_traces(inst, comps, outcomes, choices, participant=part, block=np.full(n, block))
 
 
 # ------------------------------------------------------------------------ amplification
@@ -445,7 +437,7 @@ def amplify(human: MetaBoltzmann, mdp: Any, reward: Any, traces: Any, *,
 
     Example:
         >>> import human_models as hm, demos
-        >>> from irl.envs.mouselab import mouselab
+        >>> from irl.metalevel.mouselab import mouselab
         >>> env = mouselab((2, 1, 2), values=[(-1, 1), (-2, 2), (-10, 10)])
         >>> person = hm.MetaBoltzmann(cost=3.0, beta=2.0)
         >>> held_out = demos.simulate(env, person, env.true_reward, n=50, seed=1)
@@ -456,43 +448,32 @@ def amplify(human: MetaBoltzmann, mdp: Any, reward: Any, traces: Any, *,
         True
     """
     meta = meta_of(mdp)
-    if not np.all(np.isfinite(traces.rewards[:, 1:])):
-        raise HumanModelError("amplification needs held-out trials whose node rewards are all known")
+    inst = np.asarray(meta.traces_instances(traces), dtype=np.float64)
+    if not np.all(np.isfinite(inst)):
+        raise HumanModelError("amplification needs held-out trials whose instances are all known (every node "
+                              "reward, every success probability)")
     phi = human.phi(mdp, reward)
     w_judge = phi[2:] if judge is None else np.asarray(judge, dtype=np.float64)
-    node_w = np.concatenate([[0.0], w_judge])[meta.tree.depth]
-    inst = traces.rewards
-
-    def value_of(paths_idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        nodes = meta.tree.paths[paths_idx]
-        ok = nodes >= 0
-        vals = np.where(ok, inst[rows[:, None], np.maximum(nodes, 0)] * node_w[np.maximum(nodes, 0)], 0.0)
-        return vals.sum(axis=1)
-
-    leaf_path = {int(p[p >= 0][-1]): k for k, p in enumerate(meta.tree.paths)}
-    actual = np.array([leaf_path.get(int(traces.trial_path(i)[-1]), -1) if traces.trial_path(i).size else -1
-                       for i in range(len(traces))])
+    actual = meta.traces_choices(traces)
     have = actual >= 0
     if not have.any():
-        raise HumanModelError("the held-out traces record no chosen paths")
+        raise HumanModelError("the held-out traces record no choices")
     rows_all = np.flatnonzero(have)
-    actual_value = float(value_of(actual[have], rows_all).mean())
+    actual_value = float(meta.choice_values(inst[rows_all], actual[have], w_judge).mean())
     out = [{"setting": "actual", "cost": float(phi[0]), "depth_cost": float(phi[1]), "mean_value": actual_value,
-            "gain": 0.0, "mean_clicks": float(traces.n_clicks[have].mean())}]
+            "gain": 0.0, "mean_clicks": float(traces.n_computations[have].mean())}]
     gen = np.random.default_rng(seed)
     for f in cost_factors:
         h = human.bind(cost=float(phi[0]) * f, depth_cost=float(phi[1]) * f)
         rep = np.repeat(rows_all, int(repeats))
         sim = h.sample(mdp, reward, rep.size, rng=gen, instances=inst[rep])
-        chosen = np.array([leaf_path[int(sim.trial_path(i)[-1])] for i in range(len(sim))])
-        v = float(value_of(chosen, rep).mean())
+        v = float(meta.choice_values(inst[rep], meta.traces_choices(sim), w_judge).mean())
         out.append({"setting": f"cost x {f:g}", "cost": float(phi[0]) * f, "depth_cost": float(phi[1]) * f,
-                    "mean_value": v, "gain": v - actual_value, "mean_clicks": float(sim.n_clicks.mean())})
-    full = inst[rows_all] * node_w
-    best = (full @ meta.tree.path_matrix.T.astype(np.float64)).argmax(axis=1)
-    v = float(value_of(best, rows_all).mean())
+                    "mean_value": v, "gain": v - actual_value, "mean_clicks": float(sim.n_computations.mean())})
+    best = meta.best_choices(inst[rows_all], w_judge)
+    v = float(meta.choice_values(inst[rows_all], best, w_judge).mean())
     out.append({"setting": "full information", "cost": 0.0, "depth_cost": 0.0, "mean_value": v,
-                "gain": v - actual_value, "mean_clicks": float(meta.tree.n_nodes - 1)})
+                "gain": v - actual_value, "mean_clicks": float(meta.full_information_computations)})
     return out
 
 
@@ -557,13 +538,12 @@ def check_meta_human_model(model: Any, mdp: Any, *, reward: Any = None, seed: in
 
     Example:
         >>> import irl, human_models as hm
-        >>> from irl.envs.mouselab import mouselab
+        >>> from irl.metalevel.mouselab import mouselab
         >>> env = mouselab((2, 1, 2), values=[(-1, 1), (-2, 2), (-10, 10)])
         >>> out = hm.check_meta_human_model(hm.MetaBoltzmann(cost=1.13, depth_cost=0.37, beta=0.3), env)
         >>> out["grad_error"] < 1e-5
         True
     """
-    from demos import DeliberationTraces
     from human_models.conformance import ConformanceError
 
     label = type(model).__name__
@@ -577,11 +557,12 @@ def check_meta_human_model(model: Any, mdp: Any, *, reward: Any = None, seed: in
     rt = torch.from_numpy(r if r.ndim == 2 else np.repeat(r[:, None], mdp.n_actions, axis=1))
     data = model.sample(mdp, rt, n_traces, rng=seed)
     again = model.sample(mdp, rt, n_traces, rng=seed)
-    if not isinstance(data, DeliberationTraces):
-        raise ConformanceError(f"{label}.sample must return demos.DeliberationTraces: got {type(data).__name__}")
+    if not (hasattr(data, "decisions") and hasattr(data, "log_likelihood_under")):
+        raise ConformanceError(f"{label}.sample must return deliberation traces (demos.DeliberationTraces, "
+                               f"demos.SamplingTraces): got {type(data).__name__}")
     data.validate(mdp.n_states, mdp.n_actions)
-    if not (np.array_equal(data.clicks, again.clicks) and np.array_equal(data.n_clicks, again.n_clicks)
-            and np.array_equal(data.paths, again.paths)):
+    same = all(np.array_equal(x, y, equal_nan=True) for x, y in zip(data.decisions(), again.decisions()))
+    if not (same and np.array_equal(meta.traces_choices(data), meta.traces_choices(again))):
         raise ConformanceError(f"{label}.sample with the same seed must give the same traces")
     beliefs, actions, _ = data.decisions()
     lp = model.meta_log_probs(mdp, rt, beliefs)
@@ -609,11 +590,10 @@ def check_meta_human_model(model: Any, mdp: Any, *, reward: Any = None, seed: in
                                f"{manual:.10g}")
     # simulation and the policy agree: frequencies of the first meta-level action
     first = model.sample(mdp, rt, n_first, rng=seed + 1)
-    off = first.click_offsets
-    a0 = np.where(first.n_clicks > 0, first.clicks[np.minimum(off[:-1], max(first.clicks.size - 1, 0))], 0)
+    _, first_actions, first_trial = first.decisions()
+    a0 = first_actions[np.r_[True, first_trial[1:] != first_trial[:-1]]]
     freq = np.bincount(a0, minlength=meta.n_actions) / n_first
-    p0 = np.exp(lpn[0]) if np.all(np.isnan(beliefs[0, 1:])) else np.exp(
-        model.meta_log_probs(mdp, rt, meta.initial_beliefs(1)).detach().numpy()[0])
+    p0 = np.exp(model.meta_log_probs(mdp, rt, meta.initial_beliefs(1)).detach().numpy()[0])
     tol = 5 * np.sqrt(np.maximum(p0 * (1 - p0), 1e-12) / n_first) + 1e-3
     worst = float(np.max(np.abs(freq - p0) - tol))
     if worst > 0:
@@ -639,10 +619,9 @@ def check_meta_human_model(model: Any, mdp: Any, *, reward: Any = None, seed: in
             if err > 1e-5 * (1 + abs(fd)):
                 raise ConformanceError(f"{label}: d logL / d {n} = {g:.8g} but finite differences give {fd:.8g}")
         if rr.requires_grad:
-            tree = meta.tree
-            for k in range(1, tree.height + 1):
+            for k, states in enumerate(meta.weight_states(), 1):
                 direction = torch.zeros_like(rt)
-                direction[torch.from_numpy(np.flatnonzero(tree.depth == k))] = 1.0
+                direction[torch.from_numpy(np.asarray(states, np.int64))] = 1.0
                 g = float((rr.grad * direction).sum())
                 up = float(model.log_likelihood(mdp, rt + eps * direction, data))
                 dn = float(model.log_likelihood(mdp, rt - eps * direction, data))

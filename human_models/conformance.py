@@ -40,7 +40,7 @@ def _fail(model: Any, mdp: TabularMDP, msg: str) -> None:
 def _check_meta(model: Any, *, seed: int, mdps: list | None) -> dict[str, Any]:
     """``check_human_model`` for cognition-level models: the meta-level checks on small Mouselab trees."""
     from human_models.cognitive import check_meta_human_model
-    from irl.envs.mouselab import mouselab
+    from irl.metalevel.mouselab import mouselab
 
     envs = mdps if mdps is not None else [mouselab((2, 1, 2), ((-1.0, 1.0), (-2.0, 2.0), (-10.0, 10.0)))]
     worst = 0.0

@@ -23,7 +23,7 @@ from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL
 
-__version__ = "0.1.0"
+from irl._version import __version__
 
 __all__ = ["TabularMDP", "MDPValidationError", "planning", "rewards", "autodiff", "envs", "Evidence", "LogJoint",
            "MaxEnt", "RewardEstimate", "plan", "metrics", "__version__",

@@ -206,10 +206,11 @@ class _BayesRun:
 
         Every likelihood evaluation of the exact model solves the meta-level MDP
         (about 0.4 s on mouselab-312), so plain HMC would take hours; see
-        :func:`irl.envs.mouselab.posterior_with_envelope`. It samples in rounds
+        :func:`irl.metalevel.population.posterior_with_envelope`. It samples in rounds
         that are checked against exact solves, so there are no chunks to checkpoint.
         """
         from irl.envs import mouselab as ml
+        from irl.metalevel import population
         from irl.solvers.maxent import MaxEnt
 
         if self.resume:
@@ -223,10 +224,10 @@ class _BayesRun:
         envelope.register(ev.observation.decisions()[0])
         envelope.add(ev.mdp.meta.params(float(fitted.get("cost", ev.human.cost)),
                                         float(fitted.get("depth_cost", ev.human.depth_cost))))
-        post, info = ml.posterior_with_envelope(ev.mdp, ev.observation, ev.human, envelope, samples=self.samples,
-                                                warmup=self.warmup, chains=self.chains, seed=self.seed,
-                                                init=np.asarray(start.info["x"]), callback=self.callback,
-                                                **self.solver.sampler_options)  # a round's iterations, warmup included
+        post, info = population.posterior_with_envelope(
+            ev.mdp, ev.observation, ev.human, envelope, samples=self.samples, warmup=self.warmup,
+            chains=self.chains, seed=self.seed, init=np.asarray(start.info["x"]), callback=self.callback,
+            **self.solver.sampler_options)  # a round's iterations, warmup included
         post.info.update(envelope_rounds=info["rounds"], exact_at_checked_draws=info["exact_at_checked_draws"],
                          map_start=start.human_params, human=repr(ev.human), chains=self.chains, seed=self.seed,
                          warmup=self.warmup, samples=self.samples)

@@ -313,9 +313,13 @@ class TabularMDP:
             >>> import irl
             >>> mdp = irl.TabularMDP.from_gymnasium("FrozenLake-v1")  # doctest: +SKIP
         """
-        from irl.envs.gym_adapter import mdp_from_gymnasium
+        from irl.gym_tables import tables_from_gymnasium  # lazy: gymnasium is an optional extra
 
-        return mdp_from_gymnasium(env_or_id, horizon=horizon, discount=discount, **make_kwargs)
+        try:
+            tables = tables_from_gymnasium(env_or_id, horizon=horizon, discount=discount, **make_kwargs)
+        except ValueError as e:
+            raise MDPValidationError(str(e)) from None
+        return cls(**tables)
 
     def replace(self, **changes: Any) -> "TabularMDP":
         """A copy with some fields changed (validated again)."""

@@ -13,7 +13,10 @@ import pytest
 import demos
 from demos import DeliberationTraces, DemoFileError, DemoValidationError
 
-EXTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "extdata" / "mouselab-planning-depth"
+# the third-party copy beside the repository (../shared/extdata), found from a checkout or a worktree of it
+EXTDATA = next((p / "shared" / "extdata" / "mouselab-planning-depth" for p in Path(__file__).resolve().parents
+                if (p / "shared" / "extdata").is_dir()),
+               Path(__file__).resolve().parents[1].parent / "shared" / "extdata" / "mouselab-planning-depth")
 MAIN = EXTDATA / "methods_main" / "mouselab-mdp.csv.gz"
 EXTENSION = EXTDATA / "methods_main_extension" / "mouselab-mdp.csv.gz"
 PARENTS = [-1, 0, 1, 2, 2, 0, 5, 6, 6, 0, 9, 10, 10]
@@ -250,3 +253,24 @@ def test_scoring_needs_a_meta_level_model():
         real.log_likelihood_under(hm.Boltzmann(1.0), env, env.true_reward)
     ll = real.log_likelihood_under(hm.RandomClicks(), env, env.true_reward)
     assert float(ll) == pytest.approx(-np.log(13) - np.log(12))
+
+
+# ------------------------------------------------------------------ the packaged dataset
+def test_packaged_dataset_loads_from_the_package_alone():
+    from importlib import resources
+
+    assert demos.datasets.names() == ["mouselab-planning-depth"]
+    res = demos.datasets.path("mouselab-planning-depth")
+    root = resources.files("demos")
+    assert str(res).startswith(str(root)) and res.is_file()  # package data, no path outside the package
+    for extra in ("LICENSE", "README.md"):  # credit and licence ship beside the data
+        text = demos.datasets.path("mouselab-planning-depth", extra).read_text(encoding="utf-8")
+        assert "Max-Planck" in text or "MIT" in text
+    t = demos.datasets.load("mouselab-planning-depth")
+    assert len(t) == 4917 and len(t.participants()) == 125  # the main experiment, both blocks
+    test = demos.datasets.load("mouselab-planning-depth", blocks=["test"])
+    assert len(test) == 2448 and round(test.summary()["mean_clicks"], 2) == 3.90
+    with pytest.raises(KeyError, match="unknown dataset 'nope'; known: mouselab-planning-depth"):
+        demos.datasets.load("nope")
+    with pytest.raises(DemoFileError, match="no trials in blocks \\['practice'\\]"):
+        demos.datasets.load("mouselab-planning-depth", blocks=["practice"])

@@ -10,6 +10,7 @@ import torch
 
 import irl
 from irl.envs import mouselab as ml
+from irl.metalevel import population
 from irl.envs.mouselab import MetaLevelError
 
 
@@ -298,16 +299,16 @@ def test_random_effects_bms():
     L[:6, 0] = 0.0
     L[6:9, 1] = 0.0
     L[9, 2] = 0.0
-    out = ml.random_effects_bms(L, samples=20000)
+    out = population.random_effects_bms(L, samples=20000)
     assert out["expected_count"] == pytest.approx([6, 3, 1], abs=1e-9)
     assert out["alpha"] == pytest.approx([7, 4, 2], abs=1e-9)
     assert out["expected_frequency"] == pytest.approx(np.array([7, 4, 2]) / 13)
     assert out["exceedance"].sum() == pytest.approx(1.0) and out["exceedance"].argmax() == 0
     # no evidence either way: nothing moves from the flat prior but the counts split evenly
-    flat = ml.random_effects_bms(np.zeros((8, 2)))
+    flat = population.random_effects_bms(np.zeros((8, 2)))
     assert flat["expected_count"] == pytest.approx([4, 4])
     with pytest.raises(ValueError, match="finite"):
-        ml.random_effects_bms(np.array([[0.0, np.nan]]))
+        population.random_effects_bms(np.array([[0.0, np.nan]]))
 
 
 def test_fit_participants_is_exact_at_the_optima():
@@ -327,8 +328,8 @@ def test_fit_participants_is_exact_at_the_optima():
                              beta=priors.LogNormal(0, 1))
     train = data.subset(np.arange(len(data)) % 3 != 0)
     test = data.subset(np.arange(len(data)) % 3 == 0)
-    rows, info = ml.fit_participants(env, train, {"depth": model, "null": hm.RandomClicks()},
-                                     grid=[(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)], starts=1, held_out=test)
+    rows, info = population.fit_participants(env, train, {"depth": model, "null": hm.RandomClicks()},
+                                             grid=[(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)], starts=1, held_out=test)
     assert info["unresolved"] == 0 and info["max_gap"] < 1e-6
     fits = {(r.participant, r.model): r for r in rows}
     for k in range(2):
@@ -346,6 +347,39 @@ def test_fit_participants_is_exact_at_the_optima():
     assert fits[("p1", "depth")].params["cost"] > fits[("p0", "depth")].params["cost"]
 
 
+def test_study_fits_resume_from_a_checkpoint(tmp_path):
+    """Each participant's results are saved when final; a rerun skips them; other settings are refused."""
+    import json
+
+    import demos
+    import human_models as hm
+    import priors
+
+    env = tiny_env()
+    people = []
+    for k, (c, d) in enumerate([(0.4, 0.0), (1.5, 0.6)]):
+        t = demos.simulate(env, hm.MetaBoltzmann(cost=c, depth_cost=d, beta=1.5), env.true_reward, n=30, seed=k)
+        people.append(demos.DeliberationTraces(**{**t._arrays(), "participant": np.full(30, f"p{k}"), "fee": 1.0}))
+    data = demos.DeliberationTraces.concat(people)
+    models = {"effort": hm.MetaBoltzmann(cost=priors.Gaussian(0, 10), beta=priors.LogNormal(0, 1)),
+              "null": hm.RandomClicks()}
+    grid = [(0.0, 0.0), (1.0, 0.0), (2.0, 1.0)]
+    rows, info = population.fit_participants(env, data, models, grid=grid, starts=1, checkpoint=tmp_path / "fits")
+    files = sorted((tmp_path / "fits" / "participants").glob("*.json"))
+    assert len(files) == 2 and info["resumed"] == 0
+    # a killed run: one participant's file is gone; the rerun fits only that one and gives the same numbers
+    gone = json.loads(files[1].read_text())["participant"]
+    files[1].unlink()
+    again, info2 = population.fit_participants(env, data, models, grid=grid, starts=1, checkpoint=tmp_path / "fits")
+    assert info2["resumed"] == 1 and info2["n_participants"] == 2
+    for a, b in zip(rows, again):
+        assert (a.participant, a.model) == (b.participant, b.model)
+        assert b.log_likelihood == pytest.approx(a.log_likelihood, abs=1e-6)
+        assert (b.estimate is None) == (b.participant != gone or not a.params)
+    with pytest.raises(ValueError, match="written with other settings \\(grid differ\\)"):
+        population.fit_participants(env, data, models, grid=grid[:2], starts=1, checkpoint=tmp_path / "fits")
+
+
 def test_posterior_through_the_envelope_is_checked_against_exact_solves():
     """Bayesian IRL of the costs: HMC on envelope Q-values, exact at the checked posterior draws."""
     import demos
@@ -357,11 +391,11 @@ def test_posterior_through_the_envelope_is_checked_against_exact_solves():
     model = hm.MetaBoltzmann(cost=priors.Gaussian(0, 5), depth_cost=priors.Gaussian(0, 5),
                              beta=priors.LogNormal(0, 1))
     envl = ml.EnvelopeSolver(env.meta.solver("exact"))
-    rows, _ = ml.fit_participants(env, data, {"m": model}, grid=[(0.0, 0.0), (1.0, 0.5), (2.5, 0.0)], starts=1,
-                                  envelope=envl)
+    rows, _ = population.fit_participants(env, data, {"m": model}, grid=[(0.0, 0.0), (1.0, 0.5), (2.5, 0.0)], starts=1,
+                                          envelope=envl)
     x = np.asarray(rows[0].estimate.info["x"])
-    post, info = ml.posterior_with_envelope(env, data, model, envl, init=x, samples=60, warmup=60, chains=2,
-                                            seed=0, check_draws=6, rounds=4, max_leapfrog=6)
+    post, info = population.posterior_with_envelope(env, data, model, envl, init=x, samples=60, warmup=60, chains=2,
+                                                    seed=0, check_draws=6, rounds=4, max_leapfrog=6)
     assert info["exact_at_checked_draws"] and info["rounds"] <= 4
     for name, true in (("cost", 1.2), ("depth_cost", 0.4)):
         lo, hi = post.credible_interval(f"meta-boltzmann.{name}", 0.99)

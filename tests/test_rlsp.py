@@ -284,7 +284,7 @@ def test_specified_reward_alone(reference):
 def test_rlsp_reproduces_the_table(name, reference):
     prob = rlsp.problem(name)
     ref = reference[KEYS[name]]["rlsp"]
-    est = rlsp.infer(prob)
+    est = irl.solvers.rlsp.infer(prob)
     assert est.converged
     final = prob.task_weights + est.theta
     frac = rlsp.true_reward_fraction(prob, final)
@@ -311,7 +311,7 @@ def test_rlsp_fit_is_maxent_on_world_state_evidence():
     est = irl.MaxEnt(human=human, prior=priors.Gaussian(0.0, 0.5),
                      reward_model=irl.rewards.LinearReward.from_mdp(mdp)).fit(
         [irl.Evidence(mdp, prob.world_state(), human)])
-    np.testing.assert_allclose(est.theta, rlsp.infer(prob).theta, atol=1e-8)
+    np.testing.assert_allclose(est.theta, irl.solvers.rlsp.infer(prob).theta, atol=1e-8)
     joint = irl.LogJoint([irl.Evidence(mdp, prob.world_state(), human)], irl.rewards.LinearReward.from_mdp(mdp),
                          priors.Gaussian(0.0, 0.5))
     x = torch.tensor(est.theta, requires_grad=True)
@@ -328,7 +328,7 @@ _SLOW_UNIFORM = {"rlsp-apples", "rlsp-batteries", "rlsp-batteries-easy"}
 def test_rlsp_with_a_uniform_prior_over_the_start(name, reference):
     """Section 5.3: without knowing s_-T, RLSP still works on room and train but not on apples or batteries."""
     prob = rlsp.problem(name)
-    est = rlsp.infer(prob, start="uniform")
+    est = irl.solvers.rlsp.infer(prob, start="uniform")
     frac = rlsp.true_reward_fraction(prob, prob.task_weights + est.theta)
     ref = reference[KEYS[name]]["rlsp_uniform_prior_s-T"]["true_reward_fraction"]
     # our state space holds the states reachable from s_-T (the authors' also holds unreachable ones),

@@ -44,7 +44,7 @@ def draw(path: Path) -> Path:
     from irl.envs import rlsp
 
     p = rlsp.problem("rlsp-room")
-    est = rlsp.infer(p)
+    est = irl.solvers.rlsp.infer(p)
     final = p.task_weights + est.theta
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     ax, bx = fig.subplots(1, 2, width_ratios=[1.3, 1])

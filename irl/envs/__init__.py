@@ -95,9 +95,13 @@ from irl.envs import bias_envs  # noqa: E402
 for _name, (_factory, _summary) in bias_envs.ENVIRONMENTS.items():
     register(_name, _factory, _summary)
 
-# Mouselab-MDP: deliberation made observable (clicks reveal node rewards), with its meta-level MDP
+# Meta-level problems (deliberation as a decision problem; see irl.metalevel)
 from irl.envs import mouselab  # noqa: E402
+from irl.metalevel.bernoulli import metareasoning_bernoulli  # noqa: E402
 
 register("mouselab-312", mouselab.mouselab_312,
          "Mouselab-MDP 13-node tree (3 branches, chain, 2 leaves), rewards by depth +-{2,4},{4,8},{24,48}, "
          "click fee 1; meta-level problem in env.meta")
+register("metareasoning-bernoulli", metareasoning_bernoulli,
+         "Bernoulli metareasoning (Hay et al. 2012): k options with Beta beliefs, sample one per computation, "
+         "stop picks the best posterior mean; k=3, prior=(1, 1), horizon=10, cost=0; meta-level problem in env.meta")

@@ -64,7 +64,7 @@ import scipy.sparse as sp
 
 from irl.mdp import MDPValidationError, TabularMDP
 
-__all__ = ["RLSPProblem", "problem", "make", "names", "summary", "infer", "true_reward_fraction", "ACTIONS",
+__all__ = ["RLSPProblem", "problem", "make", "names", "summary", "true_reward_fraction", "ACTIONS",
            "EVAL_HORIZON", "LIVING_REWARD"]
 
 #: Action names, in action order (apples adds ``interact``).
@@ -470,56 +470,3 @@ def true_reward_fraction(prob: RLSPProblem, weights: Any, *, horizon: int = EVAL
         return float(v[0, prob.observed_state]) + living_reward * horizon
 
     return value(np.asarray(weights, dtype=np.float64)) / value(prob.true_weights)
-
-
-def infer(prob: RLSPProblem, *, start: str = "known", beta: float = 1.0, prior_scale: float = 0.5,
-          human: Any = None) -> Any:
-    """RLSP: the MAP reward weights given the observed world state (the paper's settings by default).
-
-    Fits ``irl.MaxEnt`` (L-BFGS on the log-joint) to one piece of evidence,
-    ``irl.Evidence(prob.human_mdp(), prob.world_state(), human)``, with a reward
-    linear in the features and a Gaussian prior ``N(0, prior_scale^2)`` on each
-    weight. The paper's "additive" combination plans on
-    ``prob.task_weights + estimate.theta``.
-
-    Args:
-        prob: the experiment.
-        start: ``"known"`` (the person started in ``s_{-T}``) or ``"uniform"``
-            (a uniform prior over every state, Section 5.3 of the paper).
-        beta: the person's rationality (``hm.Boltzmann(beta)``) when ``human`` is not given.
-        prior_scale: standard deviation of the Gaussian prior on the weights.
-        human: any human model (default ``hm.Boltzmann(beta)``).
-
-    Returns:
-        :class:`irl.RewardEstimate` whose ``theta`` are the inferred feature weights.
-
-    Raises:
-        ValueError: unknown ``start``.
-
-    Example:
-        >>> import irl
-        >>> p = irl.envs.rlsp.problem("rlsp-room")
-        >>> est = irl.envs.rlsp.infer(p)
-        >>> bool(est.theta[0] < -0.2)          # broken vases are bad
-        True
-        >>> irl.envs.rlsp.true_reward_fraction(p, p.task_weights + est.theta)
-        1.0
-    """
-    import human_models as hm
-    import priors
-    from demos import WorldState
-    from irl.evidence import Evidence
-    from irl.rewards import LinearReward
-    from irl.solvers import MaxEnt
-
-    mdp = prob.human_mdp()
-    if start == "known":
-        ws = prob.world_state()
-    elif start == "uniform":
-        ws = WorldState(states=[prob.observed_state], horizon=prob.n_human_actions,
-                        start_distribution=np.full(mdp.n_states, 1.0 / mdp.n_states))
-    else:
-        raise ValueError(f"start must be 'known' or 'uniform': got {start!r}")
-    human = hm.Boltzmann(beta) if human is None else human
-    solver = MaxEnt(human=human, reward_model=LinearReward.from_mdp(mdp), prior=priors.Gaussian(0.0, prior_scale))
-    return solver.fit([Evidence(mdp, ws, human)])

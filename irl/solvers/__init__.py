@@ -6,3 +6,4 @@ from irl.solvers.bayesian import BayesianIRL
 from irl.solvers import samplers
 
 __all__ = ["LogJoint", "RewardEstimate", "MaxEnt", "BayesianIRL", "samplers"]
+from irl.solvers import rlsp  # noqa: E402  (RLSP as a fit: MaxEnt on world-state evidence)

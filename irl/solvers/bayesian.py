@@ -465,7 +465,7 @@ def run_fingerprint(joint: LogJoint, settings: dict[str, Any]) -> dict[str, Any]
         ``{"data": sha256 of the observations, "mdp": ..., "human": [...], "prior": ...,
         "reward_model": ..., "version": ..., **settings}``.
     """
-    import irl
+    from irl._version import __version__
 
     rm = joint.reward_model
     return dict(
@@ -474,7 +474,7 @@ def run_fingerprint(joint: LogJoint, settings: dict[str, Any]) -> dict[str, Any]
         human=[repr(ev.human) for ev in joint.evidence],
         prior=repr(joint.prior),
         reward_model=f"{type(rm).__name__}({', '.join(rm.param_names())}; sha256 {_digest(rm)[:16]})",
-        version=irl.__version__, **settings)
+        version=__version__, **settings)
 
 
 def _jsonable(x: Any) -> Any:
