@@ -1191,6 +1191,12 @@ def plot(
     _console().print(f"Saved {out}", soft_wrap=True)
 
 
+# ------------------------------------------------------- commands of the other areas
+from irl.commands import register_all as _register_all  # noqa: E402  (needs the app and helpers above)
+
+_register_all(app)
+
+
 def main() -> None:
     """Entry point of the ``irl`` console script.
 

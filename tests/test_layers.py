@@ -27,7 +27,7 @@ LAYERS = {
     "irl.metrics": 4, "irl.envs": 4,
     "irl.compare": 5, "irl.metalevel.population": 5, "irl.lightning": 5, "irl.adapters": 5,
     "irl.workflows": 5,
-    "irl.cli": 6, "irl.demo": 6,
+    "irl.cli": 6, "irl.commands": 6, "irl.demo": 6,
     "irl": 6,  # the package itself re-exports everything: importing it is importing the top
 }
 #: What an environment module never imports, whatever its layer.
