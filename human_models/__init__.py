@@ -25,7 +25,7 @@ Cognition-level humans (policies over computations, scored on deliberation trace
 
 from __future__ import annotations
 
-from human_models.base import BaseHumanModel, HumanModel, HumanModelError
+from human_models.base import BaseHumanModel, HumanModel, HumanModelError, Nesting, NestingMatch, nesting
 from human_models.boltzmann import Boltzmann, BoltzmannQ
 from human_models.biased import BoundedPlanner, FalseBelief, Myopic, Noisy
 from human_models.hyperbolic import HyperbolicDiscounter
@@ -36,4 +36,4 @@ from human_models.cognitive import MetaBoltzmann, RandomClicks, amplify, check_m
 __all__ = ["HumanModel", "BaseHumanModel", "HumanModelError", "Boltzmann", "BoltzmannQ", "make", "names",
            "register", "describe", "check_human_model", "ConformanceError", "Myopic", "BoundedPlanner",
            "HyperbolicDiscounter", "FalseBelief", "Noisy", "MetaBoltzmann", "RandomClicks", "amplify",
-           "check_meta_human_model"]
+           "check_meta_human_model", "Nesting", "NestingMatch", "nesting"]

@@ -14,24 +14,33 @@ apart:
 Capability flags tell solvers what a model can do (solvers branch on flags,
 never on classes): ``differentiable`` (gradients w.r.t. the reward exist),
 ``has_closed_form_gradient`` (the gradient is computed by an occupancy pass,
-not by unrolled autograd), ``time_dependent`` (the policy depends on t) and
+not by unrolled autograd), ``time_dependent`` (the policy depends on t),
 ``temperature`` (the name of a parameter that enters only as a factor of the
 reward, as ``beta`` does in ``pi(. | beta, r) = pi(. | 1, beta * r)``, or ``None``;
-Bayesian IRL then samples the reward in units of it, which removes the scale ridge).
+Bayesian IRL then samples the reward in units of it, which removes the scale ridge) and
+``concave_in_reward`` (the log-likelihood is concave in a linear reward's
+parameters, so one optimiser start finds the optimum).
+
+A model also declares which simpler models it contains
+(:meth:`BaseHumanModel.nested_models`): ``Noisy(m)`` is ``m`` at ``epsilon = 0``.
+:func:`nesting` decides whether one model contains another, so that a fit of the
+larger model can start at the smaller model's optimum and can never end below it.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from irl.mdp import TabularMDP
 
-__all__ = ["HumanModel", "BaseHumanModel", "HumanModelError"]
+__all__ = ["HumanModel", "BaseHumanModel", "HumanModelError", "Nesting", "NestingMatch", "nesting"]
 
 
 class HumanModelError(ValueError):
@@ -54,6 +63,36 @@ class HumanModel(Protocol):
     def sample(self, mdp: TabularMDP, reward: Any, n: int, rng: Any = None, **kwargs: Any) -> Any: ...
 
 
+@dataclass(frozen=True)
+class Nesting:
+    """A simpler model that the declaring model contains: ``model`` is the declaring model at ``at``.
+
+    Attributes:
+        model: the simpler human model; its parameters are the declaring model's
+            parameters of the same names.
+        at: values of the declaring model's parameters at which both act
+            identically (e.g. ``{"epsilon": 0.0}`` for ``Noisy``).
+    """
+
+    model: Any
+    at: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NestingMatch:
+    """How a general model contains a special one (the answer of :func:`nesting`).
+
+    Attributes:
+        at: values of the general model's parameters at which it acts as the special one.
+        log_mass: ``sum log p(value)`` over the values that fall on a summed-out discrete
+            prior (0 if none): the general model's log-likelihood is at least the special
+            one's plus ``log_mass`` at the same reward.
+    """
+
+    at: Mapping[str, Any]
+    log_mass: float = 0.0
+
+
 class BaseHumanModel(ABC):
     """Shared behaviour of the built-in models: validation, scoring, sampling.
 
@@ -65,6 +104,16 @@ class BaseHumanModel(ABC):
     differentiable: ClassVar[bool] = True
     has_closed_form_gradient: ClassVar[bool] = False
     temperature: ClassVar[str | None] = None
+    concave_in_reward: ClassVar[bool] = False
+
+    def nested_models(self, mdp: TabularMDP) -> tuple[Nesting, ...]:
+        """The simpler models this one contains in ``mdp`` (none by default).
+
+        Declare only exact identities: the declaring model at ``Nesting.at`` must give
+        the same action probabilities as ``Nesting.model`` for every reward. Solvers
+        start a fit at the nested model's optimum (see :func:`nesting`).
+        """
+        return ()
 
     @property
     def time_dependent(self) -> bool:  # finite-horizon policies are time-indexed
@@ -238,3 +287,111 @@ def positive_param(name: str, value: Any) -> Any:
     if not np.isfinite(v) or v <= 0:
         raise HumanModelError(f"{name} must be a finite number > 0: got {value!r}")
     return v
+
+
+# ------------------------------------------------------------------ nesting
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError, RuntimeError):
+            return False
+    try:
+        return bool(a == b) or repr(a) == repr(b)
+    except (TypeError, ValueError, RuntimeError):
+        return repr(a) == repr(b)
+
+
+def _settable(model: Any, at: Mapping[str, Any]) -> float | None:
+    """``log_mass`` if each parameter of ``model`` can take its value in ``at``, else ``None``.
+
+    A fixed parameter must already equal the value; a continuous prior must contain
+    it in its support; a discrete prior must list it (its log-probability is added).
+    """
+    from priors import is_prior
+
+    params = getattr(model, "params", {})
+    mass = 0.0
+    for name, value in at.items():
+        if name not in params:
+            return None
+        cur = params[name]
+        if not is_prior(cur):
+            if not _same(cur, value):
+                return None
+        elif getattr(cur, "discrete", False):
+            vals, lps = cur.enumerate()
+            hits = [float(lp) for v, lp in zip(vals, lps) if _same(v, value)]
+            if not hits:
+                return None
+            mass += hits[0]
+        else:
+            try:
+                inside = bool(cur.support.check(torch.as_tensor(float(value), dtype=torch.float64)))
+            except (TypeError, ValueError):
+                return None
+            if not inside:
+                return None
+    return mass
+
+
+def _by_freeing(general: Any, special: Any) -> NestingMatch | None:
+    """Same kind of model, where ``general`` has priors on some parameters that ``special`` fixes."""
+    from priors import is_prior
+
+    if type(general) is not type(special):
+        return None
+    gp, sp_ = getattr(general, "params", {}), getattr(special, "params", {})
+    if set(gp) != set(sp_):
+        return None
+    at = {k: sp_[k] for k in gp if is_prior(gp[k]) and not is_prior(sp_[k])}
+    mass = _settable(general, at)
+    if mass is None or not hasattr(general, "bind"):
+        return None
+    return NestingMatch(at, mass) if repr(general.bind(**at)) == repr(special) else None
+
+
+def nesting(general: Any, special: Any, mdp: TabularMDP, *, _depth: int = 0) -> NestingMatch | None:
+    """Whether ``general`` contains ``special``, and at which of its parameter values.
+
+    ``general`` contains ``special`` when some setting of its parameters acts exactly
+    like ``special``: the same model (equal ``repr``); the same kind of model with
+    priors where ``special`` has numbers inside their support (``Boltzmann(beta=prior)``
+    contains ``Boltzmann(5)``); or, through the models it declares in
+    ``nested_models(mdp)``, recursively (``Noisy(Boltzmann(beta=prior), epsilon=prior)``
+    contains ``Boltzmann(5)`` at ``epsilon = 0, beta = 5``).
+
+    Args:
+        general: the larger human model.
+        special: the candidate special case.
+        mdp: the MDP (some identities hold only in some MDPs, e.g. finite horizons).
+
+    Returns:
+        A :class:`NestingMatch`, or ``None`` if no containment is known.
+
+    Example:
+        >>> import irl, human_models as hm, priors
+        >>> env = irl.envs.make("gridworld-5x5")
+        >>> m = hm.nesting(hm.Noisy(hm.Boltzmann(5.0), epsilon=priors.Uniform(0, 1)), hm.Boltzmann(5.0), env)
+        >>> dict(m.at), m.log_mass
+        ({'epsilon': 0.0}, 0.0)
+        >>> hm.nesting(hm.Boltzmann(5.0), hm.Noisy(hm.Boltzmann(5.0), epsilon=0.1), env) is None
+        True
+    """
+    if repr(general) == repr(special):
+        return NestingMatch({}, 0.0)
+    found = _by_freeing(general, special)
+    if found is not None or _depth > 8:
+        return found
+    declared = getattr(general, "nested_models", None)
+    for nest in (declared(mdp) if declared is not None else ()):
+        if repr(nest.model) == repr(general):
+            continue
+        inner = nesting(nest.model, special, mdp, _depth=_depth + 1)
+        if inner is None:
+            continue
+        at = {**inner.at, **nest.at}
+        mass = _settable(general, at)
+        if mass is not None and math.isfinite(mass):
+            return NestingMatch(at, mass)
+    return None

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from human_models.base import BaseHumanModel, HumanModelError, check_array_param, per_batch, positive_param
+from human_models.base import BaseHumanModel, HumanModelError, Nesting, check_array_param, per_batch, positive_param
 from irl.autodiff import as_reward_tensor, q_values
 from irl.mdp import MDPValidationError, TabularMDP, check_horizon
 
@@ -228,6 +228,23 @@ class Myopic(BaseHumanModel):
     def params(self) -> dict[str, Any]:
         return {"horizon": self.horizon, "beta": self.beta}
 
+    def nested_models(self, mdp: TabularMDP) -> tuple[Nesting, ...]:
+        """In a finite-horizon MDP with ``H`` steps, a horizon ``k >= H`` is :class:`~human_models.Boltzmann`.
+
+        With a ``priors.Categorical`` horizon the containment holds at its largest value
+        ``>= H`` (up to that value's prior mass). In infinite-horizon MDPs no built-in
+        model is a special case (Boltzmann is only the limit ``k -> inf``).
+        """
+        from human_models.boltzmann import Boltzmann
+        from priors import is_prior
+
+        H = mdp.horizon
+        if H is None:
+            return ()
+        values = self.horizon.values if is_prior(self.horizon) else [self.horizon]
+        long = [v for v in values if _is_int_at_least(v, int(H))]
+        return (Nesting(Boltzmann(beta=self.beta), {"horizon": long[-1]}),) if long else ()
+
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
         r = as_reward_tensor(reward, mdp)
         k = _bound_number(self, "horizon", int_param)
@@ -296,6 +313,19 @@ class BoundedPlanner(BaseHumanModel):
     @property
     def params(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "beta": self.beta}
+
+    def nested_models(self, mdp: TabularMDP) -> tuple[Nesting, ...]:
+        """:class:`Myopic` with ``horizon = iterations``: the same policy in an infinite-horizon MDP
+        (soft sweeps), and in any MDP after one sweep (both act on ``softmax(beta * r)``).
+
+        Plain Boltzmann is only the limit of many sweeps, never a special case.
+        """
+        from priors import is_prior
+
+        k = self.iterations
+        if is_prior(k) or not ((self.soft and mdp.horizon is None) or int(k) == 1):
+            return ()
+        return (Nesting(Myopic(horizon=k, beta=self.beta), {}),)
 
     def action_log_probs(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
         r = as_reward_tensor(reward, mdp)
@@ -441,6 +471,12 @@ class FalseBelief(BaseHumanModel):
     def params(self) -> dict[str, Any]:
         return {"confidence": self.confidence, "beta": self.beta}
 
+    def nested_models(self, mdp: TabularMDP) -> tuple[Nesting, ...]:
+        """Beliefs tempered from the true dynamics at ``confidence = 1`` are the truth: :class:`~human_models.Boltzmann`."""
+        from human_models.boltzmann import Boltzmann
+
+        return () if self.transitions is not None else (Nesting(Boltzmann(beta=self.beta), {"confidence": 1.0}),)
+
     def believed_mdp(self, mdp: TabularMDP) -> TabularMDP:
         """The MDP the human thinks it is in (cached on ``mdp``).
 
@@ -534,6 +570,10 @@ class Noisy(BaseHumanModel):
     def params(self) -> dict[str, Any]:
         inner = getattr(self.model, "params", {})
         return {"epsilon": self.epsilon, **{_outer_name(k): v for k, v in inner.items()}}
+
+    def nested_models(self, mdp: TabularMDP) -> tuple[Nesting, ...]:
+        """The wrapped model, at ``epsilon = 0``."""
+        return (Nesting(self.model, {"epsilon": 0.0}),)
 
     def bind(self, **values: Any) -> "Noisy":
         """A copy with ``epsilon`` and/or the wrapped model's parameters set.

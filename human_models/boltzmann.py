@@ -19,7 +19,9 @@ class Boltzmann(BaseHumanModel):
     The policy of maximum causal entropy IRL: the human plans with soft value
     iteration on the reward scaled by ``beta``; ``beta -> inf`` is optimal,
     ``beta -> 0`` uniformly random. Its gradient w.r.t. the reward is one
-    occupancy pass (``has_closed_form_gradient``).
+    occupancy pass (``has_closed_form_gradient``), and with a fixed ``beta`` its
+    log-likelihood is concave in a linear reward's parameters
+    (``concave_in_reward``: one optimiser start suffices).
 
     Args:
         beta: rationality (inverse temperature), ``> 0``, or a prior over it
@@ -40,6 +42,7 @@ class Boltzmann(BaseHumanModel):
     name = "boltzmann"
     has_closed_form_gradient = True
     temperature = "beta"  # the policy depends on (beta, r) only through beta * r
+    concave_in_reward = True
 
     def __init__(self, beta: float = 1.0) -> None:
         self.beta = positive_param("beta", beta)

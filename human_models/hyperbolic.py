@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from human_models.base import BaseHumanModel, HumanModelError, positive_param
+from human_models.base import BaseHumanModel, HumanModelError, Nesting, positive_param
 from human_models.biased import _bound_number, _discrete_only, _is_prior, nonnegative_param
 from irl.autodiff import as_reward_tensor
 from irl.mdp import TabularMDP
@@ -210,6 +210,15 @@ class HyperbolicDiscounter(BaseHumanModel):
     @property
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "kind": self.kind, "beta": self.beta}
+
+    def nested_models(self, mdp: TabularMDP) -> tuple[Nesting, ...]:
+        """The time-consistent softmax agent, ``k = 0`` (naive and sophisticated agree there).
+
+        It is not :class:`~human_models.Boltzmann` (values are expected rewards under
+        softmax choices, not soft maxima), so the nested model is this class at ``k = 0``.
+        """
+        zero = HyperbolicDiscounter(k=0.0, kind=self.kind, beta=self.beta, max_delay=self.max_delay)
+        return (Nesting(zero, {"k": 0.0}),)
 
     def expected_utilities(self, mdp: TabularMDP, reward: Any) -> torch.Tensor:
         """``EU_t(s, a, 0)``: ``(..., H, S, A)`` (finite horizon) or ``(..., S, A)`` (stationary)."""

@@ -16,7 +16,8 @@ from irl.mdp import MDPValidationError, TabularMDP
 from irl import planning, rewards, autodiff
 from irl import envs
 from irl.evidence import Evidence
-from irl.solvers import LogJoint, MaxEnt, RewardEstimate
+from irl.solvers import (FlatDirection, IdentifiabilityWarning, LocalOptimaWarning, LogJoint, MaxEnt,
+                         RewardEstimate)
 from irl.plan import plan
 from irl import metrics
 from irl.compare import PosteriorScore, compare, compare_posteriors
@@ -27,4 +28,5 @@ from irl._version import __version__
 
 __all__ = ["TabularMDP", "MDPValidationError", "planning", "rewards", "autodiff", "envs", "Evidence", "LogJoint",
            "MaxEnt", "RewardEstimate", "plan", "metrics", "__version__",
-           "BayesianIRL", "Posterior", "ConvergenceWarning", "compare", "compare_posteriors", "PosteriorScore"]
+           "BayesianIRL", "Posterior", "ConvergenceWarning", "compare", "compare_posteriors", "PosteriorScore",
+           "FlatDirection", "IdentifiabilityWarning", "LocalOptimaWarning"]

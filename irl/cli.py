@@ -141,10 +141,12 @@ def register_solver(name: str, build: Callable[..., Any], summary: str = "", *, 
 
 
 def _build_maxent(*, human: Any, prior: Any, reward_model: Any, max_iter: int,
-                  callback: Callable[[int, float, float], None] | None) -> Any:
+                  callback: Callable[[int, float, float], None] | None, n_starts: int | None = None) -> Any:
     from irl.solvers import MaxEnt
 
-    return MaxEnt(human=human, prior=prior, reward_model=reward_model, max_iter=max_iter, callback=callback)
+    # check=False: the command prints the estimate's problems itself
+    return MaxEnt(human=human, prior=prior, reward_model=reward_model, max_iter=max_iter, callback=callback,
+                  n_starts=n_starts, check=False)
 
 
 register_solver("maxent", _build_maxent,
@@ -392,6 +394,10 @@ ENV_HELP = "Environment name, e.g. gridworld-8x8 (list them with `irl envs`)."
 HUMAN_HELP = "Human model spec NAME[:key=value,...], e.g. boltzmann:beta=5 (list them with `irl human-models`)."
 
 # ------------------------------------------------ options shared by `irl fit` and `irl compare`
+N_STARTS_OPTION = typer.Option(None, "--n-starts", min=1,
+                               help="Optimiser starts per fit for point estimates (maxent): the default start plus "
+                                    "random restarts; nested models' optima are added on top (default: 1 for "
+                                    "concave problems, 3 otherwise), e.g. --n-starts 5.")
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No live progress display, e.g. --quiet in scripts and logs.")
 SAMPLES_OPTION = typer.Option(None, "--samples", min=1,
                               help="Posterior draws per chain (sampling solvers such as bayes; default 1000), "
@@ -583,6 +589,7 @@ def fit(
                                      help="Reward model: auto, linear, tabular or tabular-sa, "
                                           "e.g. --reward-model tabular."),
     max_iter: int = typer.Option(500, "--max-iter", min=1, help="Iteration limit, e.g. --max-iter 200."),
+    n_starts: Optional[int] = N_STARTS_OPTION,
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted reward, e.g. --out reward.npz."),
     quiet: bool = QUIET_OPTION,
     samples: Optional[int] = SAMPLES_OPTION,
@@ -617,6 +624,9 @@ def fit(
         raise _known("solver", solver, sorted(SOLVERS))
     sampling = _sampling_options(solver, samples, chains, warmup, seed,
                                  more={"--checkpoint-every": checkpoint_every, "--resume": resume or None})
+    if n_starts is not None and SOLVERS[solver].sampler:
+        raise CLIError(f"--n-starts {n_starts}: --solver {solver} samples a posterior and has no optimiser starts; "
+                       f"drop --n-starts, or use --solver maxent", code=2)
     mdp = _make_env(env)
     model = _make_human(human)
     prior_obj = _make_prior(prior)
@@ -645,7 +655,7 @@ def fit(
         bar.update(task, completed=iteration, objective=f"{objective:.4f}", grad=f"{grad_norm:.2e}")
 
     built = SOLVERS[solver].build(human=model, prior=prior_obj, reward_model=rmodel, max_iter=max_iter,
-                                  callback=callback)
+                                  callback=callback, **({} if n_starts is None else {"n_starts": n_starts}))
     t0 = time.perf_counter()
     with bar:
         try:
@@ -737,8 +747,13 @@ def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, ma
         parts.append(f"converged={bool(result.converged)}")
     if hasattr(result, "history"):
         parts.append(f"{len(result.history)} iterations")
+    starts = getattr(result, "starts", [])
+    if len(starts) > 1:
+        parts.append(f"{getattr(result, 'n_starts_at_best', 1)} of {len(starts)} starts reached the best value")
     parts.append(f"{seconds:.2f} s")
     con.print("; ".join(parts), soft_wrap=True)
+    for problem in getattr(result, "problems", []):
+        typer.echo(f"Warning: {problem}", err=True)
     con.print(f"Saved to {out}", soft_wrap=True)
 
 
@@ -931,27 +946,34 @@ def _hold_out(data: Any, path: Path, test: Optional[Path], test_fraction: float)
 
 
 def _compare_map(candidates: dict[str, Any], mdp: Any, train: Any, held: Any, rmodel: Any, prior: Any,
-                 json_out: bool) -> None:
+                 json_out: bool, n_starts: Optional[int] = None) -> None:
     """``irl compare --solver maxent``: MAP fits ranked by held-out log-likelihood, or BIC."""
     import irl
     from rich.table import Table
 
-    rows = irl.compare(candidates, mdp, train, held, reward_model=rmodel, prior=prior)
+    rows = irl.compare(candidates, mdp, train, held, reward_model=rmodel, prior=prior, n_starts=n_starts,
+                       check=False)
+    for message in (m for r in rows for m in r.problems()):
+        typer.echo(f"Warning: {message}", err=True)
     if json_out:
         for rank, r in enumerate(rows, 1):
             typer.echo(json.dumps({"rank": rank, "human": r.name, "train_log_likelihood": r.train_log_likelihood,
                                    "held_out_log_likelihood": None if held is None else r.held_out_log_likelihood,
-                                   "bic": r.bic, "n_params": r.n_params,
+                                   "bic": r.bic, "n_params": r.n_params, "converged": r.converged,
+                                   "n_starts": len(r.estimate.starts), "n_starts_at_best": r.estimate.n_starts_at_best,
+                                   "flat_directions": len(r.estimate.flat_directions), "nests": r.nests,
                                    "human_params": _json_params(r.estimate.human_params)}))
         return
     t = Table(title=f"Human models ranked by {'held-out log-likelihood' if held is not None else 'BIC'} "
                     f"({mdp.name})")
-    for col in ("rank", "human model", "held-out log-lik", "train log-lik", "BIC", "params", "fitted human params"):
+    for col in ("rank", "human model", "held-out log-lik", "train log-lik", "BIC", "params", "starts at best",
+                "fitted human params"):
         t.add_column(col, justify="left" if col in ("human model", "fitted human params") else "right")
     for rank, r in enumerate(rows, 1):
         fitted = format_human_params(r.estimate.human_params)
         t.add_row(str(rank), r.name, "-" if held is None else f"{r.held_out_log_likelihood:.3f}",
-                  f"{r.train_log_likelihood:.3f}", f"{r.bic:.3f}", str(r.n_params), fitted)
+                  f"{r.train_log_likelihood:.3f}", f"{r.bic:.3f}", str(r.n_params),
+                  f"{r.estimate.n_starts_at_best}/{max(len(r.estimate.starts), 1)}", fitted)
     _console().print(t)
 
 
@@ -1036,6 +1058,7 @@ def compare(
                                      help="Reward model shared by all candidates: auto, linear, tabular or "
                                           "tabular-sa, e.g. --reward-model linear."),
     json_out: bool = typer.Option(False, "--json", help="Print the table as JSON lines, e.g. --json."),
+    n_starts: Optional[int] = N_STARTS_OPTION,
     quiet: bool = QUIET_OPTION,
     samples: Optional[int] = SAMPLES_OPTION,
     chains: Optional[int] = CHAINS_OPTION,
@@ -1047,6 +1070,9 @@ def compare(
     Each candidate is fitted by MAP (its parameters given as priors are fitted
     too, discrete ones summed out) on the training part and scored by the
     log-likelihood of the held-out part, with BIC on the training part beside it.
+    A candidate that contains another one (noisy contains its wrapped model) is
+    started at that model's optimum, so it never fits the training part worse;
+    --n-starts sets the optimiser starts per candidate.
 
     Example: irl compare demos.npz --env temptation-corridor --human boltzmann:beta=2 --human myopic:horizon=3,beta=2
 
@@ -1062,6 +1088,9 @@ def compare(
     if solver not in COMPARE_SOLVERS:
         raise _known("solver", solver, list(COMPARE_SOLVERS))
     sampling = _sampling_options(solver, samples, chains, warmup, seed)
+    if SOLVERS[solver].sampler and n_starts is not None:
+        raise CLIError(f"--n-starts {n_starts}: --solver {solver} samples posteriors and has no optimiser starts; "
+                       f"drop --n-starts, or use --solver maxent", code=2)
     if SOLVERS[solver].sampler and test is not None:
         raise CLIError(f"--test {test}: --solver {solver} uses all of DATA (PSIS-LOO estimates the fit to new data "
                        f"without holding any out); drop --test, or use --solver maxent to score on held-out data",
@@ -1078,7 +1107,7 @@ def compare(
         _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling)
         return
     train, held = _hold_out(observations, data, test, test_fraction)
-    _compare_map(candidates, mdp, train, held, rmodel, prior_obj, json_out)
+    _compare_map(candidates, mdp, train, held, rmodel, prior_obj, json_out, n_starts)
 
 
 # ------------------------------------------------------------------------- listings

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-
 from irl.evidence import Evidence
 from irl.mdp import TabularMDP
 from irl.posterior import ConvergenceWarning
 from irl.rewards import RewardModel, default_reward_model
-from irl.solvers.base import LogJoint, RewardEstimate, n_observations
+from irl.solvers.base import IdentifiabilityWarning, LocalOptimaWarning, LogJoint, RewardEstimate, n_observations
 
 __all__ = ["ModelScore", "compare", "bic", "held_out_log_likelihood", "pointwise_log_likelihood", "waic",
            "psis", "psis_loo", "InformationCriterion", "PosteriorScore", "compare_posteriors", "PARETO_K_THRESHOLD"]
@@ -78,7 +77,11 @@ class ModelScore:
         held_out_log_likelihood: at the MAP fit, on the held-out evidence (``nan`` if none).
         bic: BIC on the training evidence.
         n_params: free parameters (reward + continuous human parameters).
-        estimate: the fit.
+        estimate: the fit (``estimate.starts``, ``estimate.n_starts_at_best``,
+            ``estimate.flat_directions`` tell how far to trust it).
+        nests: the other candidates this one contains (see :func:`human_models.nesting`):
+            they were fitted first and their optima are among this fit's starts, so its
+            training log-likelihood is never below theirs.
     """
 
     name: str
@@ -87,14 +90,30 @@ class ModelScore:
     bic: float
     n_params: int
     estimate: RewardEstimate
+    nests: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        """Whether the fit's optimiser converged, its starts agreed and no nested model fits better."""
+        return bool(self.estimate.converged)
+
+    def problems(self) -> list[str]:
+        """Why this row's numbers may not be trusted, one message per problem (empty when all is well)."""
+        return [f"candidate {self.name!r}: {p}" for p in self.estimate.problems]
 
 
 def compare(candidates: Mapping[str, Any], env: TabularMDP, train: Any, test: Any = None, *,
             reward_model: RewardModel | None = None, prior: Any = None,
-            fit: Callable[..., RewardEstimate] | None = None) -> list[ModelScore]:
+            fit: Callable[..., RewardEstimate] | None = None, n_starts: int | None = None, seed: int = 0,
+            check: bool = True) -> list[ModelScore]:
     """Fit every candidate human model and rank them (best first).
 
     Ranking is by held-out log-likelihood when ``test`` is given, else by BIC.
+    A candidate that contains another one (``Noisy(m, epsilon=prior)`` contains
+    ``m``; see :func:`human_models.nesting`) is fitted after it and started at its
+    optimum (:class:`irl.MaxEnt` ``nested_fits``), so on the training data it never
+    scores below the model it contains; every fit also runs the solver's random
+    restarts (``n_starts``), and each row says how many starts reached its best value.
 
     Args:
         candidates: ``{label: human model}``.
@@ -104,6 +123,11 @@ def compare(candidates: Mapping[str, Any], env: TabularMDP, train: Any, test: An
         reward_model: shared reward model (default linear in features / tabular).
         prior: reward prior for the MAP fits.
         fit: ``fit(human) -> RewardEstimate`` to override the default MaxEnt fit.
+        n_starts: optimiser starts per candidate (see :class:`irl.MaxEnt`; ``None``: 1 for
+            concave problems, 3 otherwise).
+        seed: seed of the random starts.
+        check: warn about each row's :meth:`ModelScore.problems`
+            (:class:`irl.LocalOptimaWarning`, :class:`irl.IdentifiabilityWarning`).
 
     Returns:
         A list of :class:`ModelScore`, best first.
@@ -117,21 +141,57 @@ def compare(candidates: Mapping[str, Any], env: TabularMDP, train: Any, test: An
         >>> [r.name for r in rows]
         ['boltzmann', 'myopic']
     """
+    from human_models.base import nesting
     from irl.solvers.maxent import MaxEnt
 
     if not candidates:
         raise ValueError("compare needs at least one candidate human model")
     model = reward_model or default_reward_model(env)
+    contains = {name: [other for other, h in candidates.items()
+                       if other != name and repr(h) != repr(human) and nesting(human, h, env) is not None]
+                for name, human in candidates.items()}
+    fits: dict[str, RewardEstimate] = {}
+    for name in _nested_first(contains):
+        human = candidates[name]
+        if fit is not None:
+            fits[name] = fit(human)
+            continue
+        solver = MaxEnt(human=human, reward_model=model, prior=prior, n_starts=n_starts, seed=seed, check=False)
+        fits[name] = solver.fit(env, train, nested_fits=[(candidates[o], fits[o]) for o in contains[name]
+                                                         if o in fits])
     rows = []
     for name, human in candidates.items():
-        est = fit(human) if fit is not None else MaxEnt(human=human, reward_model=model, prior=prior).fit(env, train)
+        est = fits[name]
         k = int(est.info.get("n_free_params", est.theta.size))
         n = int(est.info.get("n_observations", n_observations(train)))
         held = (held_out_log_likelihood(est, env, test, human, model) if test is not None else float("nan"))
         rows.append(ModelScore(name=name, train_log_likelihood=est.log_likelihood, held_out_log_likelihood=held,
-                               bic=bic(est.log_likelihood, k, n), n_params=k, estimate=est))
+                               bic=bic(est.log_likelihood, k, n), n_params=k, estimate=est,
+                               nests=list(contains[name])))
+    if check:
+        for r in rows:
+            for p in r.problems():
+                warnings.warn(p, IdentifiabilityWarning if "flat directions" in p else LocalOptimaWarning,
+                              stacklevel=2)
     key = (lambda r: -r.held_out_log_likelihood) if test is not None else (lambda r: r.bic)
     return sorted(rows, key=key)
+
+
+def _nested_first(contains: Mapping[str, list[str]]) -> list[str]:
+    """Candidate names ordered so that every model comes after the models it contains (input order otherwise)."""
+    order: list[str] = []
+    pending = list(contains)
+    while pending:
+        ready = [n for n in pending if all(o in order for o in contains[n] if o not in _cycle(n, contains))]
+        pick = ready[0] if ready else pending[0]
+        order.append(pick)
+        pending.remove(pick)
+    return order
+
+
+def _cycle(name: str, contains: Mapping[str, list[str]]) -> set[str]:
+    """Candidates that also contain ``name`` (equivalent models): no order is needed between them."""
+    return {o for o in contains[name] if name in contains.get(o, [])}
 
 
 # ------------------------------------------------------------- posteriors: WAIC and PSIS-LOO

@@ -24,11 +24,15 @@ class RewardModel(ABC):
     ``c > 0`` (linear and tabular models; not a model with a fixed offset or a
     neural network), which lets Bayesian IRL sample the reward in units of the
     human's temperature.
+
+    ``linear`` tells solvers that the reward is linear in ``theta`` (so a
+    Boltzmann log-likelihood is concave in it and one optimiser start suffices).
     """
 
     n_states: int
     n_actions: int
     homogeneous: bool = False
+    linear: bool = False
 
     @property
     @abstractmethod
@@ -67,6 +71,7 @@ class TabularReward(RewardModel):
     """
 
     homogeneous = True
+    linear = True
 
     def __init__(self, n_states: int, n_actions: int, *, state_only: bool = True) -> None:
         self.n_states, self.n_actions, self.state_only = int(n_states), int(n_actions), bool(state_only)
@@ -99,6 +104,7 @@ class LinearReward(RewardModel):
     """
 
     homogeneous = True
+    linear = True
 
     def __init__(self, features: Any, n_actions: int | None = None, *, names: list[str] | None = None) -> None:
         f = np.asarray(features, dtype=np.float64)

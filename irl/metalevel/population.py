@@ -515,7 +515,8 @@ def _fit_one_here(p: str, name: str, x_prev: Any, extra: list) -> tuple:
 
     env, data, envelope = _FIT["env"], _FIT["data"], _FIT["envelope"]
     h = _FIT["models"][name].with_solver(envelope)
-    fitter = MaxEnt(human=h, max_iter=_FIT["max_iter"])
+    # this fit chooses its own starts (grid points, nested fits, the previous round's optimum)
+    fitter = MaxEnt(human=h, max_iter=_FIT["max_iter"], n_starts=1, nested=False, check=False)
     if x_prev is not None:
         return (p, name), fitter.fit(env, data[p], init=x_prev)
     best = None  # first round: several starts from the best grid points (and nested fits), keep the best

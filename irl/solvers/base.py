@@ -12,8 +12,6 @@ import torch
 from irl.evidence import Evidence
 from irl.rewards import RewardModel
 
-__all__ = ["LogJoint", "RewardEstimate", "n_observations", "check_option", "check_reward_prior"]
-
 
 #: Largest number of combinations of several discrete human parameters of one model that the
 #: log-joint enumerates (one plan of the human model each, per evaluation). A single
@@ -64,6 +62,16 @@ def check_reward_prior(prior: Any) -> None:
     if not callable(getattr(prior, "log_prob", None)):
         raise TypeError(f"the reward prior must have log_prob(theta) (e.g. priors.Gaussian(0, 1)) or be None: "
                         f"got {type(prior).__name__}")
+__all__ = ["LogJoint", "RewardEstimate", "FlatDirection", "LocalOptimaWarning", "IdentifiabilityWarning",
+           "n_observations", "check_option", "check_reward_prior"]
+
+
+class LocalOptimaWarning(UserWarning):
+    """A point estimate whose optimiser starts disagree, or that fits worse than a model it contains."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data do not determine the reward along some direction (a flat ridge of the likelihood)."""
 
 
 def n_observations(observation: Any) -> int:
@@ -252,6 +260,42 @@ _FORMAT = "pluggable-irl/reward-estimate"
 
 
 @dataclass
+class FlatDirection:
+    """A direction of the fitted parameters along which the log-likelihood does not change.
+
+    An eigenvector of the Hessian of the negative log-likelihood at the estimate
+    whose eigenvalue is (numerically) zero: the data say nothing about how far
+    along it the answer lies.
+
+    Attributes:
+        vector: ``(D,)`` unit vector over the fitted coordinates ``x = [theta, u]``
+            (reward parameters, then unconstrained human parameters).
+        eigenvalue: the Hessian's eigenvalue along it (``~0``).
+        names: the parameters it mixes (weight at least a tenth of the largest), largest first.
+        weights: their components of ``vector``, in the order of ``names``.
+        exact: moving along it left the log-likelihood unchanged (a linear
+            invariance of the reward parameters, e.g. potential shaping); the
+            estimate was then moved to the canonical point along it.
+    """
+
+    vector: np.ndarray
+    eigenvalue: float
+    names: list[str]
+    weights: list[float]
+    exact: bool = False
+
+    def describe(self, max_terms: int = 6) -> str:
+        """``"0.45*r[s=3] + 0.45*r[s=4] - ..."`` (the largest components)."""
+        terms = [f"{w:+.3g}*{n}" for n, w in zip(self.names[:max_terms], self.weights[:max_terms])]
+        more = f" ... ({len(self.names) - max_terms} more)" if len(self.names) > max_terms else ""
+        return " ".join(terms).lstrip("+") + more
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vector": self.vector.tolist(), "eigenvalue": self.eigenvalue, "names": self.names,
+                "weights": self.weights, "exact": self.exact}
+
+
+@dataclass
 class RewardEstimate:
     """A point estimate of the reward.
 
@@ -266,6 +310,13 @@ class RewardEstimate:
         info: solver details (human model, evaluations, message, timings).
         human_params: inferred human parameters: a number per continuous one,
             a ``{value: probability}`` table per discrete one.
+        starts: one record per optimiser start ``{"start", "log_joint",
+            "log_likelihood", "converged"}`` (``start`` is ``"init"``, ``"random"``
+            or ``"nested:<model>"``).
+        n_starts_at_best: how many starts reached the best value (within the solver's tolerance).
+        flat_directions: directions along which the log-likelihood is flat at the
+            estimate (see :class:`FlatDirection`); empty when every parameter is identified.
+        problems: why the estimate may not be trusted as it is (empty when all is well).
     """
 
     reward: np.ndarray
@@ -277,6 +328,15 @@ class RewardEstimate:
     param_names: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     human_params: dict[str, Any] = field(default_factory=dict)
+    starts: list[dict[str, Any]] = field(default_factory=list)
+    n_starts_at_best: int = 1
+    flat_directions: list[FlatDirection] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def identifiable(self) -> bool:
+        """``False`` when the likelihood is flat along some direction (see :attr:`flat_directions`)."""
+        return not self.flat_directions
 
     @property
     def state_reward(self) -> np.ndarray:
@@ -292,7 +352,10 @@ class RewardEstimate:
                           "converged": self.converged, "history": self.history,
                           "param_names": self.param_names, "info": _jsonable(self.info),
                           "human_params": _jsonable({k: (list(v.items()) if isinstance(v, dict) else v)
-                                                     for k, v in self.human_params.items()})})
+                                                     for k, v in self.human_params.items()}),
+                          "starts": _jsonable(self.starts), "n_starts_at_best": self.n_starts_at_best,
+                          "flat_directions": [d.to_json() for d in self.flat_directions],
+                          "problems": list(self.problems)})
 
     @classmethod
     def load(cls, path: str) -> "RewardEstimate":
@@ -305,11 +368,19 @@ class RewardEstimate:
                    history=list(meta.get("history", [])), param_names=list(meta.get("param_names", [])),
                    info=dict(meta.get("info", {})),
                    human_params={k: (dict((a, b) for a, b in v) if isinstance(v, list) else v)
-                                 for k, v in meta.get("human_params", {}).items()})
+                                 for k, v in meta.get("human_params", {}).items()},
+                   starts=list(meta.get("starts", [])), n_starts_at_best=int(meta.get("n_starts_at_best", 1)),
+                   flat_directions=[FlatDirection(vector=np.asarray(d["vector"], dtype=np.float64),
+                                                  eigenvalue=float(d["eigenvalue"]), names=list(d["names"]),
+                                                  weights=[float(w) for w in d["weights"]], exact=bool(d["exact"]))
+                                    for d in meta.get("flat_directions", [])],
+                   problems=[str(p) for p in meta.get("problems", [])])
 
     def __repr__(self) -> str:
+        flat = f", flat_directions={len(self.flat_directions)}" if self.flat_directions else ""
+        starts = f", starts_at_best={self.n_starts_at_best}/{len(self.starts)}" if len(self.starts) > 1 else ""
         return (f"RewardEstimate(P={self.theta.size}, log_likelihood={self.log_likelihood:.4f}, "
-                f"converged={self.converged}, iterations={len(self.history)})")
+                f"converged={self.converged}, iterations={len(self.history)}{starts}{flat})")
 
 
 def _jsonable(x: Any) -> Any:
