@@ -114,6 +114,10 @@ class BaseHumanModel(ABC):
         start a fit at the nested model's optimum (see :func:`nesting`).
         """
         return ()
+    #: The model plans only a bounded number of steps ahead, so it has finite values even in an
+    #: ill-posed MDP (discount 1, no horizon, terminal states avoidable); fits then skip the
+    #: :meth:`irl.TabularMDP.check_well_posed` check for it.
+    finite_lookahead: ClassVar[bool] = False
 
     @property
     def time_dependent(self) -> bool:  # finite-horizon policies are time-indexed

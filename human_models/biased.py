@@ -218,6 +218,7 @@ class Myopic(BaseHumanModel):
     """
 
     name = "myopic"
+    finite_lookahead = True
     has_closed_form_gradient = True
 
     def __init__(self, horizon: Any = 3, beta: Any = 1.0) -> None:
@@ -297,6 +298,7 @@ class BoundedPlanner(BaseHumanModel):
     """
 
     name = "bounded"
+    finite_lookahead = True
     has_closed_form_gradient = True
 
     def __init__(self, iterations: Any = 3, beta: Any = 1.0, *, soft: bool = True) -> None:
@@ -565,6 +567,10 @@ class Noisy(BaseHumanModel):
     @property
     def time_dependent(self) -> bool:
         return bool(getattr(self.model, "time_dependent", True))
+
+    @property
+    def finite_lookahead(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.model, "finite_lookahead", False))
 
     @property
     def params(self) -> dict[str, Any]:

@@ -30,8 +30,21 @@ def register(name: str, factory: Callable[..., BaseHumanModel]) -> None:
     _REGISTRY[name] = factory
 
 
+def _load_plugins() -> None:
+    """Register human models of installed plugins (entry-point group ``pluggable_irl.human_models``)."""
+    from irl.plugins import load_plugins
+
+    def add(name: str, factory: Any, dist: str) -> None:
+        if not callable(factory):
+            raise TypeError(f"expected a human model class or factory, got {type(factory).__name__}")
+        register(name, factory)
+
+    load_plugins("human_models", lambda: _REGISTRY, add)
+
+
 def names() -> list[str]:
-    """Registered names, sorted."""
+    """Registered names (built-in, ``register``-ed and from installed plugins), sorted."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -76,6 +89,8 @@ def make(spec: str) -> BaseHumanModel:
         5.0
     """
     name, kwargs = parse_spec(spec)
+    if name not in _REGISTRY:
+        _load_plugins()
     if name not in _REGISTRY:
         raise HumanModelError(f"unknown human model {name!r}; known: {', '.join(names())}")
     factory = _REGISTRY[name]
@@ -144,8 +159,7 @@ def _prior(text: str) -> Any:
     name = name.lower()
     if name not in priors.names():
         raise HumanModelError(f"in {text!r}: unknown prior {name!r}; known: {', '.join(priors.names())}")
-    cls = next((c for c in (getattr(priors, n, None) for n in priors.__all__)
-                if isinstance(c, type) and issubclass(c, priors.Prior) and c.name == name), None)
+    cls = priors._REGISTRY.get(name)  # built-in or plugin prior: its parameters give the positional order
     order = list(inspect.signature(cls).parameters) if cls is not None else []
     pairs = []
     for i, arg in enumerate(args):

@@ -97,6 +97,24 @@ def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _hide_flag_types() -> None:
+    """Help pages list flags (``--json``, ``--quiet``, ``--help``) without typer's ``<bool>`` type column."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_irl_hides_flags", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._irl_hides_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
+
 # ---------------------------------------------------------------------- registries
 @dataclass(frozen=True)
 class SolverEntry:
@@ -284,12 +302,60 @@ def _known(kind: str, name: str, known: list[str]) -> CLIError:
     return CLIError(f"unknown {kind} {name!r}; known: {', '.join(known)}", code=2)
 
 
-def _make_env(name: str) -> Any:
+def _make_env(name: str, *, horizon: Optional[int] = None, discount: Optional[float] = None) -> Any:
+    """The environment named ``name`` (registered or from a plugin) or read from an MDP file at that path.
+
+    ``horizon`` and ``discount`` (the ``--horizon`` / ``--discount`` options) replace the environment's own.
+    """
     import irl
 
-    if name not in irl.envs.names():
-        raise _known("environment", name, irl.envs.names())
-    return irl.envs.make(name)
+    if name in irl.envs.names():
+        mdp = irl.envs.make(name)
+    elif name.endswith(".npz") or Path(name).exists():
+        mdp = irl.TabularMDP.load(name)
+    else:
+        raise CLIError(f"unknown environment {name!r}; known: {', '.join(irl.envs.names())}; or the path of an "
+                       f"MDP file (.npz written by TabularMDP.save)", code=2)
+    changes: dict[str, Any] = {}
+    if horizon is not None:
+        changes["horizon"] = horizon
+    if discount is not None:
+        if not (0.0 <= discount <= 1.0):
+            raise CLIError(f"--discount must lie in [0, 1]: got {discount}", code=2)
+        changes["discount"] = discount
+    return mdp.replace(**changes) if changes else mdp
+
+
+def _solver_names() -> list[str]:
+    """Solver names for ``irl fit --solver``, plugins (entry points ``pluggable_irl.solvers``) included."""
+    from irl.plugins import load_plugins
+
+    def add(name: str, obj: Any, dist: str) -> None:
+        if isinstance(obj, SolverEntry):
+            SOLVERS[name] = obj
+        elif callable(obj):
+            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+            register_solver(name, obj, f"{doc[0] if doc else ''} [plugin: {dist}]".strip())
+        else:
+            raise TypeError(f"expected a SolverEntry or a build function, got {type(obj).__name__}")
+
+    load_plugins("solvers", lambda: SOLVERS, add)
+    return sorted(SOLVERS)
+
+
+def _check_writable(out: Path, option: str = "--out") -> None:
+    """Fail before a long run when ``out`` cannot be written (a directory, a missing or read-only folder)."""
+    out = Path(out)
+    if out.is_dir():
+        raise CLIError(f"{option} {out}: is a directory; give a file name, e.g. {out / 'result.npz'}", code=2)
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise CLIError(f"{option} {out}: cannot write there (folder {probe} is not writable)", code=2)
+    if out.exists() and not os.access(out, os.W_OK):
+        raise CLIError(f"{option} {out}: the file exists and is read-only", code=2)
 
 
 def _make_human(spec: str) -> Any:
@@ -390,7 +456,14 @@ def _root(
     """Inverse reinforcement learning with a swappable model of the human."""
 
 
-ENV_HELP = "Environment name, e.g. gridworld-8x8 (list them with `irl envs`)."
+ENV_HELP = ("Environment name or MDP file, e.g. gridworld-8x8 (list them with `irl envs`) or my_mdp.npz "
+            "(written by TabularMDP.save).")
+HORIZON_OPTION = typer.Option(None, "--horizon", min=1,
+                              help="Replace the environment's horizon (number of actions per episode), "
+                                   "e.g. --horizon 50.")
+DISCOUNT_OPTION = typer.Option(None, "--discount", min=0.0, max=1.0,
+                               help="Replace the environment's discount factor, e.g. --discount 0.95.")
+JSON_OPTION = typer.Option(False, "--json", help="Print the results as JSON instead of tables, e.g. --json.")
 HUMAN_HELP = "Human model spec NAME[:key=value,...], e.g. boltzmann:beta=5 (list them with `irl human-models`)."
 
 # ------------------------------------------------ options shared by `irl fit` and `irl compare`
@@ -407,7 +480,7 @@ CHAINS_OPTION = typer.Option(None, "--chains", min=1,
 WARMUP_OPTION = typer.Option(None, "--warmup", min=0,
                              help="Adaptation iterations per chain, discarded (sampling solvers; default: --samples), "
                                   "e.g. --warmup 500.")
-SEED_OPTION = typer.Option(None, "--seed", help="Random seed of the sampler (default 0), e.g. --seed 1.")
+SEED_OPTION = typer.Option(None, "--seed", min=0, help="Random seed of the sampler (default 0), e.g. --seed 1.")
 
 
 def _sampling_options(solver: str, samples: Optional[int], chains: Optional[int], warmup: Optional[int],
@@ -444,7 +517,7 @@ def demo(
     env: str = typer.Option("gridworld-8x8", "--env", help=ENV_HELP),
     beta: float = typer.Option(5.0, "--beta", help="Rationality of the simulated Boltzmann human, e.g. --beta 5."),
     n: int = typer.Option(200, "--n", min=1, help="Number of demonstrations, e.g. --n 200."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same numbers), e.g. --seed 0."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same numbers), e.g. --seed 0."),
 ) -> None:
     """Run the built-in job: simulate a Boltzmann human, fit MaxEnt IRL, plan, evaluate.
 
@@ -496,14 +569,16 @@ def simulate(
     env: str = typer.Option(..., "--env", help=ENV_HELP),
     human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
     n: int = typer.Option(100, "--n", min=1, help="Number of episodes, e.g. --n 200."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data), e.g. --seed 0."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same data), e.g. --seed 0."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Output file; the extension picks the format: .npz, .jsonl or .csv, "
                                   "e.g. --out demos.npz."),
     horizon: Optional[int] = typer.Option(None, "--horizon", min=1,
-                                          help="Episode length, needed for infinite-horizon environments "
-                                               "(e.g. aima-4x3), e.g. --horizon 50; for --evidence world-state "
-                                               "the number of unobserved steps T."),
+                                          help="Replace the environment's horizon (episode length), needed for "
+                                               "infinite-horizon environments (e.g. aima-4x3), e.g. --horizon 50; "
+                                               "for --evidence world-state the number of unobserved steps T."),
+    discount: Optional[float] = DISCOUNT_OPTION,
+    json_out: bool = JSON_OPTION,
     evidence: str = typer.Option("trajectories", "--evidence",
                                  help="What to simulate: " + ", ".join(EVIDENCE_KINDS) + "; e.g. "
                                       "--evidence comparisons. Choice evidence is saved as .npz."),
@@ -522,6 +597,7 @@ def simulate(
 
     Example: irl simulate --env gridworld-8x8 --human boltzmann:beta=5 --n 200 --seed 0 --out demos.npz
     Example: irl simulate --env gridworld-8x8 --evidence comparisons --n 300 --out prefs.npz
+    Example: irl simulate --env aima-4x3 --horizon 50 --n 100 --out aima.npz
     """
     import demos
 
@@ -531,43 +607,52 @@ def simulate(
     if out.suffix not in known_ext:
         raise CLIError(f"--out {out}: unknown extension {out.suffix!r} for {evidence}; known: "
                        f"{', '.join(known_ext)}", code=2)
-    mdp = _make_env(env)
+    _check_writable(out)
+    world_state = evidence == "world-state"
+    mdp = _make_env(env, horizon=None if world_state else horizon, discount=discount)
     model = _make_human(human)
     truth = _true_reward(mdp, "simulate")
-    if evidence == "world-state":
+    report: dict[str, Any] = {"env": mdp.name, "human": repr(model), "evidence": evidence, "out": str(out)}
+    if world_state:
         if horizon is None:
             raise CLIError("--evidence world-state needs the number of unobserved steps: --horizon T", code=2)
         data = demos.WorldState.simulate(mdp, model, truth, n, horizon=horizon, seed=seed)
         demos.save(data, out)
-        _console().print(f"Wrote {len(data)} world states after {horizon} unobserved steps of {model!r} in "
-                         f"{mdp.name} to {out}", soft_wrap=True)
+        _report(json_out, report | {"n": len(data), "unobserved_steps": horizon},
+                f"Wrote {len(data)} world states after {horizon} unobserved steps of {model!r} in {mdp.name} to {out}")
         return
-    if mdp.horizon is not None and horizon is not None and horizon != mdp.horizon:
-        raise CLIError(f"environment {env!r} has a fixed horizon of {mdp.horizon}; --horizon is only for "
-                       f"infinite-horizon environments", code=2)
-    if mdp.horizon is None and horizon is None:
+    if mdp.horizon is None:
         raise CLIError(f"environment {env!r} has an infinite horizon: give the episode length with "
                        f"--horizon, e.g. --horizon 50", code=2)
-    kwargs = {"horizon": horizon} if mdp.horizon is None else {}
+    if not getattr(model, "finite_lookahead", False):
+        mdp.check_well_posed()
     if evidence != "trajectories":
-        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, kwargs)
+        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, {})
         demos.save(data, out)
-        _console().print(f"Wrote {data!r} of {model!r} in {mdp.name} to {out}", soft_wrap=True)
+        _report(json_out, report | {"data": repr(data)}, f"Wrote {data!r} of {model!r} in {mdp.name} to {out}")
         return
-    data = demos.simulate(mdp, model, truth, n=n, seed=seed, **kwargs)
+    data = demos.simulate(mdp, model, truth, n=n, seed=seed)
     if not isinstance(data, demos.Trajectories):  # a model whose evidence is not demonstrations (deliberation traces)
         data.save(out)
-        _console().print(f"Wrote {data!r} of {model!r} in {mdp.name} to {out}", soft_wrap=True)
+        _report(json_out, report | {"data": repr(data)}, f"Wrote {data!r} of {model!r} in {mdp.name} to {out}")
         return
     demos.save(data, out)
-    con = _console()
     steps = int(data.lengths.sum())
     line = (f"Wrote {len(data)} episodes ({steps} steps, mean length {steps / len(data):.1f}) of {model!r} "
             f"in {mdp.name} to {out}")
     returns = _episode_returns(mdp, data, truth)
+    report.update(episodes=len(data), steps=steps, mean_return=None if returns is None else float(returns.mean()))
     if returns is not None:
         line += f"; mean return {returns.mean():.4f}"
-    con.print(line, soft_wrap=True)
+    _report(json_out, report, line)
+
+
+def _report(json_out: bool, record: dict[str, Any], line: str) -> None:
+    """One result: a JSON object on standard output (``--json``) or a line of text."""
+    if json_out:
+        typer.echo(json.dumps({k: _json_value(v) for k, v in record.items()}))
+    else:
+        _console().print(line, soft_wrap=True, markup=False)
 
 
 # ------------------------------------------------------------------------------- fit
@@ -577,7 +662,9 @@ def fit(
     data: list[Path] = typer.Argument(..., help="One or more evidence files (demonstrations .npz/.jsonl/.csv, "
                                                 "or any evidence .npz from `irl simulate --evidence`); the kind "
                                                 "is read from each file, e.g. demos.npz prefs.npz."),
-    env: str = typer.Option(..., "--env", help=ENV_HELP),
+    env: Optional[str] = typer.Option(None, "--env",
+                                      help=ENV_HELP + " Required unless --estimate-dynamics, which can build "
+                                                      "the MDP from the data alone."),
     human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
     solver: str = typer.Option("maxent", "--solver",
                                help="Solver name, e.g. --solver maxent (list them with `irl solvers`)."),
@@ -590,7 +677,32 @@ def fit(
                                           "e.g. --reward-model tabular."),
     max_iter: int = typer.Option(500, "--max-iter", min=1, help="Iteration limit, e.g. --max-iter 200."),
     n_starts: Optional[int] = N_STARTS_OPTION,
-    out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted reward, e.g. --out reward.npz."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Where to save the fitted reward (default: reward.npz, or posterior.npz "
+                                            "for a sampling solver, in the current folder), e.g. --out reward.npz."),
+    horizon: Optional[int] = HORIZON_OPTION,
+    discount: Optional[float] = DISCOUNT_OPTION,
+    estimate_dynamics: bool = typer.Option(False, "--estimate-dynamics",
+                                           help="Estimate the transitions from the logged (s, a, s') of DATA "
+                                                "(Dirichlet-smoothed counts) instead of taking the environment's; "
+                                                "the estimated MDP is saved beside --out as NAME.mdp.npz, "
+                                                "e.g. --estimate-dynamics --n-states 16 --n-actions 4 --horizon 100."),
+    n_states: Optional[int] = typer.Option(None, "--n-states", min=1,
+                                           help="Number of states of the estimated MDP (--estimate-dynamics without "
+                                                "--env; default: largest id seen + 1), e.g. --n-states 16."),
+    n_actions: Optional[int] = typer.Option(None, "--n-actions", min=1,
+                                            help="Number of actions of the estimated MDP (--estimate-dynamics without "
+                                                 "--env; default: largest id seen + 1), e.g. --n-actions 4."),
+    pseudocount: float = typer.Option(0.1, "--pseudocount", min=0.0,
+                                      help="Dirichlet pseudocount added to every next state of a visited (s, a) "
+                                           "(--estimate-dynamics), e.g. --pseudocount 0.5."),
+    unvisited: str = typer.Option("self-loop", "--unvisited",
+                                  help="Dynamics of a never-visited (s, a) (--estimate-dynamics): self-loop, "
+                                       "uniform or error, e.g. --unvisited uniform."),
+    json_out: bool = JSON_OPTION,
+    allow_unconverged: bool = typer.Option(False, "--allow-unconverged",
+                                           help="Exit with code 0 even when the chains of a sampling solver have "
+                                                "not converged (default: exit code 3), e.g. --allow-unconverged."),
     quiet: bool = QUIET_OPTION,
     samples: Optional[int] = SAMPLES_OPTION,
     chains: Optional[int] = CHAINS_OPTION,
@@ -620,20 +732,41 @@ def fit(
     import demos
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    if solver not in SOLVERS:
+    if solver not in _solver_names():
         raise _known("solver", solver, sorted(SOLVERS))
     sampling = _sampling_options(solver, samples, chains, warmup, seed,
                                  more={"--checkpoint-every": checkpoint_every, "--resume": resume or None})
     if n_starts is not None and SOLVERS[solver].sampler:
         raise CLIError(f"--n-starts {n_starts}: --solver {solver} samples a posterior and has no optimiser starts; "
                        f"drop --n-starts, or use --solver maxent", code=2)
-    mdp = _make_env(env)
+    out = Path("posterior.npz" if SOLVERS[solver].sampler else "reward.npz") if out is None else out
+    _check_writable(out)
+    if not estimate_dynamics:
+        given = [flag for flag, v in (("--n-states", n_states), ("--n-actions", n_actions)) if v is not None]
+        if given:
+            raise CLIError(f"{', '.join(given)} only apply with --estimate-dynamics", code=2)
+        if env is None:
+            raise CLIError("--env is required (a registered name or an MDP file), unless --estimate-dynamics "
+                           "builds the MDP from the data", code=2)
+    mdp = None if estimate_dynamics else _make_env(env, horizon=horizon, discount=discount)
     model = _make_human(human)
     prior_obj = _make_prior(prior)
-    rmodel = _make_reward_model(reward_model, mdp)
     import irl
 
     loaded = [demos.load(path) for path in data]
+    if estimate_dynamics:
+        mdp = _estimated_env(loaded, env, n_states=n_states, n_actions=n_actions, pseudocount=pseudocount,
+                             unvisited=unvisited, horizon=horizon, discount=discount)
+        if not getattr(model, "finite_lookahead", False):
+            mdp.check_well_posed()  # before anything is written or printed
+        mdp_out = out.with_name(out.stem + ".mdp.npz")
+        _check_writable(mdp_out)
+        mdp.save(mdp_out)
+        typer.echo(f"Estimated dynamics from {int(mdp.visit_counts.sum())} logged transitions "
+                   f"({int((mdp.visit_counts > 0).sum())} of {mdp.n_states * mdp.n_actions} (s, a) pairs visited); "
+                   f"saved the MDP to {mdp_out} (use it as --env)", err=True)
+        env = str(mdp_out)
+    rmodel = _make_reward_model(reward_model, mdp)
     # one Evidence per file, all sharing the reward and the one human model (and its parameters)
     observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
 
@@ -642,7 +775,8 @@ def fit(
             env=mdp.name, human_spec=human, reward_model=reward_model, prior_spec=prior,
             data=[str(p) for p in data], evidence=[type(o).__name__ for o in loaded]),
             human=model, prior=prior_obj, reward_model=rmodel, max_iter=max_iter, **sampling, out=out, resume=resume,
-            checkpoint_every=100 if checkpoint_every is None else checkpoint_every)
+            checkpoint_every=100 if checkpoint_every is None else checkpoint_every, json_out=json_out,
+            allow_unconverged=allow_unconverged)
         return
 
     err = _console(stderr=True)
@@ -669,11 +803,53 @@ def fit(
         info.update(env=mdp.name, human_spec=human, reward_model=reward_model, prior_spec=prior,
                     data=[str(p) for p in data], evidence=[type(o).__name__ for o in loaded])
     result.save(out)
-    _print_fit(result, mdp, solver, seconds, out)
+    _print_fit(result, mdp, solver, seconds, out, json_out)
 
 
-def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: dict, **options: Any) -> None:
-    """``irl fit`` with a sampling solver: progress bar of draws, summary table, checkpoints."""
+def _estimated_env(loaded: list, env: Optional[str], *, n_states: Optional[int], n_actions: Optional[int],
+                   pseudocount: float, unvisited: str, horizon: Optional[int], discount: Optional[float]) -> Any:
+    """``irl fit --estimate-dynamics``: the MDP whose transitions are estimated from the logged data.
+
+    With ``--env`` the environment gives everything but the transitions (sizes,
+    features, terminal states, start distribution, horizon, discount, true reward).
+    """
+    import demos
+    import irl
+
+    logs = [d for d in loaded if isinstance(d, demos.Trajectories)
+            or (isinstance(d, demos.Transitions) and d.next_states is not None)]
+    if not logs:
+        raise CLIError("--estimate-dynamics needs trajectories or logged transitions (s, a, s') among DATA: got "
+                       + ", ".join(type(d).__name__ for d in loaded), code=2)
+    if unvisited not in irl.mdp.UNVISITED_RULES:
+        raise _known("--unvisited rule", unvisited, list(irl.mdp.UNVISITED_RULES))
+    if env is None:
+        opts = {k: v for k, v in (("horizon", horizon), ("discount", discount)) if v is not None}
+        return irl.TabularMDP.from_transitions(logs, n_states=n_states, n_actions=n_actions, pseudocount=pseudocount,
+                                               unvisited=unvisited, **opts)
+    base = _make_env(env, horizon=horizon, discount=discount)
+    for flag, v, have in (("--n-states", n_states, base.n_states), ("--n-actions", n_actions, base.n_actions)):
+        if v is not None and v != have:
+            raise CLIError(f"{flag} {v} contradicts --env {env}, which has {have}", code=2)
+    keep = ("features", "feature_names", "true_reward", "state_names", "action_names", "grid_shape", "discount",
+            "horizon")
+    return irl.TabularMDP.from_transitions(
+        logs, n_states=base.n_states, n_actions=base.n_actions, pseudocount=pseudocount, unvisited=unvisited,
+        terminal=base.terminal, initial=base.initial, name=f"{base.name} (estimated dynamics)",
+        **{k: getattr(base, k) for k in keep})
+
+
+#: Exit code of ``irl fit`` / ``irl compare`` when a posterior was saved but its chains have not converged.
+EXIT_UNCONVERGED = 3
+
+
+def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: dict, *, json_out: bool = False,
+                 allow_unconverged: bool = False, **options: Any) -> None:
+    """``irl fit`` with a sampling solver: progress bar of draws, summary table, checkpoints.
+
+    Exits with :data:`EXIT_UNCONVERGED` after saving a posterior whose chains have
+    not converged, unless ``allow_unconverged``.
+    """
     bar = _draws_bar(f"[bold]{solver}[/bold] {{task.fields[phase]}} iterations per chain", quiet)
     task = bar.add_task("fit", total=options["samples"], phase="warmup")
 
@@ -695,16 +871,29 @@ def _fit_sampler(solver: str, observations: list, quiet: bool, mdp: Any, info: d
     if partial.exists():
         partial.unlink()
     con = _console()
-    con.print(f"Posterior ({solver}, {mdp.name}): {result.n_chains} chains x {result.n_draws} draws", soft_wrap=True)
-    con.print(result.summary().table(), soft_wrap=True, markup=False)
+    resumed = int(result.info.get("resumed_from_draws", 0))
+    if json_out:
+        typer.echo(json.dumps({"solver": solver, "env": mdp.name, "out": str(out), "chains": result.n_chains,
+                               "draws": result.n_draws, "converged": bool(result.converged),
+                               "problems": result.problems(), "resumed_from_draws": resumed, "seconds": seconds,
+                               "summary": {k: {a: _json_value(b) for a, b in row.items()}
+                                           for k, row in result.summary().items()}}))
+    else:
+        con.print(f"Posterior ({solver}, {mdp.name}): {result.n_chains} chains x {result.n_draws} draws",
+                  soft_wrap=True, markup=False)
+        con.print(result.summary().table(), soft_wrap=True, markup=False)
     if not result.converged:
         problems = "; ".join(f"{k} ({', '.join(v)})" for k, v in result.problems().items())
         typer.echo(f"Warning: the chains have not mixed, do not trust this posterior yet: {problems}; "
                    f"draw more (--samples, --warmup)", err=True)
-    resumed = int(result.info.get("resumed_from_draws", 0))
-    con.print(f"{'resumed after ' + str(resumed) + ' draws per chain; ' if resumed else ''}{seconds:.2f} s; "
-              f"converged={result.converged}", soft_wrap=True)
-    con.print(f"Saved to {out}", soft_wrap=True)
+    if not json_out:
+        con.print(f"{'resumed after ' + str(resumed) + ' draws per chain; ' if resumed else ''}{seconds:.2f} s; "
+                  f"converged={result.converged}", soft_wrap=True)
+        con.print(f"Saved to {out}", soft_wrap=True, markup=False)
+    if not result.converged and not allow_unconverged:
+        typer.echo(f"Error: the posterior (saved to {out}) has not converged: exit code {EXIT_UNCONVERGED}; draw "
+                   f"more, or pass --allow-unconverged to accept it", err=True)
+        raise typer.Exit(EXIT_UNCONVERGED)
 
 
 def format_human_params(params: dict[str, Any]) -> str:
@@ -720,25 +909,46 @@ def format_human_params(params: dict[str, Any]) -> str:
                      for k, v in params.items())
 
 
-def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, max_rows: int = 30) -> None:
+def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, json_out: bool = False,
+               max_rows: int = 30) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     con = _console()
     theta = np.atleast_1d(np.asarray(getattr(result, "theta", [])))
     names = list(getattr(result, "param_names", [])) or [f"theta[{i}]" for i in range(theta.size)]
+    if json_out:
+        record = {"solver": solver, "env": env.name, "out": str(out),
+                  "parameters": {str(k): float(v) for k, v in zip(names, theta)},
+                  "human_params": _json_params(getattr(result, "human_params", {})), "seconds": seconds}
+        for key in ("log_likelihood", "log_prior"):
+            if hasattr(result, key):
+                record[key] = _json_value(float(getattr(result, key)))
+        if hasattr(result, "converged"):
+            record["converged"] = bool(result.converged)
+        if hasattr(result, "history"):
+            record["iterations"] = len(result.history)
+        if getattr(result, "starts", None):
+            record["n_starts"] = len(result.starts)
+            record["n_starts_at_best"] = int(getattr(result, "n_starts_at_best", 1))
+        record["problems"] = list(getattr(result, "problems", []))
+        typer.echo(json.dumps(record))
+        for problem in record["problems"]:
+            typer.echo(f"Warning: {problem}", err=True)
+        return
     if theta.size:
         title = f"Fitted reward parameters ({solver}, {env.name})"
         t = Table(title=title, min_width=len(title))
         t.add_column("parameter")
         t.add_column("value", justify="right")
         for name, v in list(zip(names, theta))[:max_rows]:
-            t.add_row(str(name), f"{float(v):+.4f}")
+            t.add_row(escape(str(name)), f"{float(v):+.4f}")
         if theta.size > max_rows:
             t.add_row(f"... {theta.size - max_rows} more", "(in the file)")
         con.print(t)
     fitted = format_human_params(getattr(result, "human_params", {}))
     if fitted:
-        con.print(f"Fitted human parameters: {fitted}", soft_wrap=True)
+        con.print(f"Fitted human parameters: {fitted}", soft_wrap=True, markup=False)
     parts = []
     for key in ("log_likelihood", "log_prior"):
         if hasattr(result, key):
@@ -754,7 +964,7 @@ def _print_fit(result: Any, env: Any, solver: str, seconds: float, out: Path, ma
     con.print("; ".join(parts), soft_wrap=True)
     for problem in getattr(result, "problems", []):
         typer.echo(f"Warning: {problem}", err=True)
-    con.print(f"Saved to {out}", soft_wrap=True)
+    con.print(f"Saved to {out}", soft_wrap=True, markup=False)
 
 
 # ------------------------------------------------------------------------------ plan
@@ -780,6 +990,9 @@ def plan(
                                        "e.g. --objective soft."),
     beta: Optional[float] = typer.Option(None, "--beta", help="Rationality for --objective soft, e.g. --beta 10."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the policy, e.g. --out policy.npz."),
+    horizon: Optional[int] = HORIZON_OPTION,
+    discount: Optional[float] = DISCOUNT_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Plan with an inferred reward (the "superhuman" step) and save the policy.
 
@@ -795,7 +1008,8 @@ def plan(
         raise CLIError("--beta only applies to --objective soft", code=2)
     if beta is not None and not (np.isfinite(beta) and beta > 0):
         raise CLIError(f"--beta must be a finite number > 0: got {beta}", code=2)
-    mdp = _make_env(env)
+    _check_writable(out)
+    mdp = _make_env(env, horizon=horizon, discount=discount)
     est = _load_reward(reward)
     _check_reward_shape(np.asarray(est.reward), mdp, reward)
     _warn_env_mismatch(est.info.get("env"), mdp, reward)
@@ -808,8 +1022,10 @@ def plan(
     value = irl.metrics.policy_return(mdp, policy, est.reward)
     save_policy(out, policy, meta={"env": mdp.name, "objective": objective, "beta": beta,
                                    "reward_file": str(reward)})
-    _console().print(f"Planned ({objective}) in {mdp.name}: policy of shape {policy.shape}, expected return "
-                     f"{value:.4f} under the inferred reward. Saved to {out}", soft_wrap=True)
+    _report(json_out, {"env": mdp.name, "objective": objective, "beta": beta, "policy_shape": list(policy.shape),
+                       "expected_return_inferred_reward": float(value), "out": str(out)},
+            f"Planned ({objective}) in {mdp.name}: policy of shape {policy.shape}, expected return "
+            f"{value:.4f} under the inferred reward. Saved to {out}")
 
 
 # -------------------------------------------------------------------------- evaluate
@@ -855,6 +1071,8 @@ def evaluate(
                                         help="Demonstrations to compare with (the human's average return), "
                                              "e.g. --data demos.npz."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as one JSON object, e.g. --json."),
+    horizon: Optional[int] = HORIZON_OPTION,
+    discount: Optional[float] = DISCOUNT_OPTION,
 ) -> None:
     """Judge a policy under the environment's true reward, next to the optimum and the human.
 
@@ -868,7 +1086,7 @@ def evaluate(
     import irl
     from irl.plan import check_policy, load_policy
 
-    mdp = _make_env(env)
+    mdp = _make_env(env, horizon=horizon, discount=discount)
     truth = _true_reward(mdp, "evaluate")
     pi, meta = load_policy(policy)
     pi = check_policy(mdp, pi, name=str(policy))
@@ -1059,6 +1277,8 @@ def compare(
                                           "tabular-sa, e.g. --reward-model linear."),
     json_out: bool = typer.Option(False, "--json", help="Print the table as JSON lines, e.g. --json."),
     n_starts: Optional[int] = N_STARTS_OPTION,
+    horizon: Optional[int] = HORIZON_OPTION,
+    discount: Optional[float] = DISCOUNT_OPTION,
     quiet: bool = QUIET_OPTION,
     samples: Optional[int] = SAMPLES_OPTION,
     chains: Optional[int] = CHAINS_OPTION,
@@ -1095,7 +1315,7 @@ def compare(
         raise CLIError(f"--test {test}: --solver {solver} uses all of DATA (PSIS-LOO estimates the fit to new data "
                        f"without holding any out); drop --test, or use --solver maxent to score on held-out data",
                        code=2)
-    mdp = _make_env(env)
+    mdp = _make_env(env, horizon=horizon, discount=discount)
     prior_obj = _make_prior(prior)
     rmodel = _make_reward_model(reward_model, mdp)
     labels = list(dict.fromkeys(human))
@@ -1111,52 +1331,59 @@ def compare(
 
 
 # ------------------------------------------------------------------------- listings
-def _print_listing(title: str, columns: tuple[str, ...], rows: Any) -> None:
-    """A table of names (first column, never wrapped) and their descriptions."""
+def _print_listing(title: str, columns: tuple[str, ...], rows: Any, json_out: bool = False) -> None:
+    """A table of names (first column, never wrapped) and their descriptions; JSON lines with ``--json``."""
+    from rich.markup import escape
     from rich.table import Table
 
+    if json_out:
+        for row in rows:
+            typer.echo(json.dumps(dict(zip(columns, row))))
+        return
     t = Table(title=title)
     for i, col in enumerate(columns):
         t.add_column(col, no_wrap=i == 0)
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(escape(str(x)) for x in row))
     _console().print(t)
 
 
 @app.command()
 @_handles_errors
-def envs() -> None:
-    """List the registered environments.
+def envs(json_out: bool = JSON_OPTION) -> None:
+    """List the registered environments (built-in and from installed plugins).
+
+    Any --env option also takes the path of an MDP file written by TabularMDP.save.
 
     Example: irl envs
     """
     import irl
 
-    _print_listing("Environments (irl.envs.make(name))", ("name", "summary"), irl.envs.describe())
+    _print_listing("Environments (irl.envs.make(name))", ("name", "summary"), irl.envs.describe(), json_out)
 
 
 @app.command("human-models")
 @_handles_errors
-def human_models_cmd() -> None:
-    """List the registered human models and their parameters.
+def human_models_cmd(json_out: bool = JSON_OPTION) -> None:
+    """List the registered human models (built-in, plugins) and their parameters.
 
     Example: irl human-models
     """
     import human_models as hm
 
     _print_listing("Human models (--human NAME:key=value)", ("name", "parameters", "summary"),
-                   ((name, params, summary.replace("``", "")) for name, params, summary in hm.describe()))
+                   [(name, params, summary.replace("``", "")) for name, params, summary in hm.describe()], json_out)
 
 
 @app.command()
 @_handles_errors
-def solvers() -> None:
-    """List the solvers known to `irl fit --solver`.
+def solvers(json_out: bool = JSON_OPTION) -> None:
+    """List the solvers known to `irl fit --solver` (built-in and from installed plugins).
 
     Example: irl solvers
     """
     _print_listing("Solvers (irl fit --solver NAME)", ("name", "summary"),
-                   ((name, SOLVERS[name].summary) for name in sorted(SOLVERS)))
+                   [(name, SOLVERS[name].summary) for name in _solver_names()], json_out)
 
 
 # ------------------------------------------------------------------------------ plot
@@ -1235,7 +1462,17 @@ def main() -> None:
     """
     import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get("IRL_TORCH_THREADS", "1"))))
+    text = os.environ.get("IRL_TORCH_THREADS", "1")
+    limit = max(1, os.cpu_count() or 1) * 4
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if not 1 <= threads <= limit:
+        typer.echo(f"Error: the environment variable IRL_TORCH_THREADS must be an integer from 1 to {limit} "
+                   f"(4 x the {os.cpu_count()} CPUs): got {text!r}", err=True)
+        raise SystemExit(2)
+    torch.set_num_threads(threads)
     app(prog_name="irl")
 
 

@@ -14,14 +14,35 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse import csgraph
 
-__all__ = ["TabularMDP", "MDPValidationError", "as_reward_array", "check_horizon", "MAX_PLAN_BYTES"]
+__all__ = ["TabularMDP", "MDPValidationError", "IllPosedMDPError", "as_reward_array", "check_horizon", "MAX_PLAN_BYTES",
+           "UNVISITED_RULES"]
 
 _ATOL = 1e-6
+
+#: Format tag of MDP files written by :meth:`TabularMDP.save`.
+MDP_FORMAT = "pluggable-irl/mdp"
+
+#: What :meth:`TabularMDP.from_transitions` does with a never-visited ``(s, a)`` of a non-terminal state.
+UNVISITED_RULES = {
+    "self-loop": "the action keeps the agent where it is (nothing observed, nothing assumed to happen)",
+    "uniform": "the action leads to every state with equal probability (the mean of a flat Dirichlet prior)",
+    "error": "refuse: raise an error naming the first never-visited (s, a) and how many there are",
+}
 
 
 class MDPValidationError(ValueError):
     """An MDP (or an array given for one) breaks a rule; the message says which."""
+
+
+class IllPosedMDPError(MDPValidationError):
+    """Values are infinite: discount 1, no horizon, and a policy can avoid every terminal state.
+
+    Raised in milliseconds by :meth:`TabularMDP.check_well_posed` (at the start of
+    every fit) instead of after a long loop of value iteration; the message names
+    the states and the fixes (a horizon, a discount below 1, terminal states).
+    """
 
 
 def _readonly(a: np.ndarray | None) -> np.ndarray | None:
@@ -122,6 +143,8 @@ class TabularMDP:
         grid_shape: ``(rows, cols)`` for gridworlds whose state ``s`` is cell
             ``divmod(s, cols)``; used for plotting.
         feature_names: optional labels of the ``F`` features.
+        visit_counts: ``(S, A)`` how often each ``(s, a)`` was seen in the logs an
+            MDP was estimated from (:meth:`from_transitions`), else ``None``.
 
     Example:
         >>> import numpy as np, irl
@@ -145,6 +168,7 @@ class TabularMDP:
     action_names: tuple[str, ...] | None = None
     grid_shape: tuple[int, int] | None = None
     feature_names: tuple[str, ...] | None = None
+    visit_counts: np.ndarray | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ checks
@@ -239,6 +263,12 @@ class TabularMDP:
             if len(names) != self.n_features:
                 raise MDPValidationError(f"feature_names must have F = {self.n_features} entries: got {len(names)}")
             object.__setattr__(self, "feature_names", names)
+        if self.visit_counts is not None:
+            c = np.asarray(self.visit_counts)
+            if c.shape != (S, A) or not np.issubdtype(c.dtype, np.number) or np.any(c < 0):
+                raise MDPValidationError(f"visit_counts must be non-negative counts of shape (S, A) = ({S}, {A}): "
+                                         f"got shape {c.shape}")
+            object.__setattr__(self, "visit_counts", _readonly(c.astype(np.int64)))
         if self.grid_shape is not None:
             rows, cols = (int(x) for x in self.grid_shape)
             if rows * cols != S:
@@ -321,11 +351,285 @@ class TabularMDP:
             raise MDPValidationError(str(e)) from None
         return cls(**tables)
 
+    @classmethod
+    def from_transitions(cls, data: Any, *, n_states: int | None = None, n_actions: int | None = None,
+                         pseudocount: float = 0.1, unvisited: str = "self-loop", terminal: Any = None,
+                         initial: Any = None, max_dense_entries: int = 50_000_000,
+                         **kwargs: Any) -> "TabularMDP":
+        """Estimate the dynamics from logged behaviour: counts with Dirichlet smoothing.
+
+        For every ``(s, a)`` seen in the data,
+        ``P(s' | s, a) = (N(s, a, s') + alpha) / (N(s, a) + alpha S)``, the posterior
+        mean under a symmetric ``Dirichlet(alpha)`` prior (``alpha = pseudocount``;
+        ``0`` gives the maximum-likelihood frequencies and keeps the matrix as sparse
+        as the data). A never-visited ``(s, a)`` of a non-terminal state follows the
+        rule ``unvisited``:
+
+        * ``"self-loop"`` (default): the action keeps the agent where it is;
+        * ``"uniform"``: every next state equally likely (the prior mean);
+        * ``"error"``: raise, naming the first such pair and how many there are.
+
+        Terminal states keep empty rows (episodes end there). The counts ``N(s, a)``
+        are kept in :attr:`visit_counts` so that you can see how much each
+        estimate rests on.
+
+        Args:
+            data: ``demos.Trajectories`` (every step is a transition; the final
+                state of an episode with ``terminated=True`` becomes terminal unless
+                ``terminal`` is given), ``demos.Transitions`` with ``next_states``,
+                a tuple ``(states, actions, next_states)`` of integer arrays, or a
+                list of these (pooled).
+            n_states: ``S``; default: the largest state id seen plus one.
+            n_actions: ``A``; default: the largest action id seen plus one.
+            pseudocount: ``alpha >= 0`` added to every next state of a visited pair.
+            unvisited: ``"self-loop"``, ``"uniform"`` or ``"error"`` (above).
+            terminal: boolean mask ``(S,)`` or state ids; default as described for ``data``.
+            initial: start distribution ``(S,)``; default: the empirical
+                distribution of the episodes' first states (trajectories), else
+                uniform over non-terminal states.
+            max_dense_entries: a limit on ``visited pairs x S`` when
+                ``pseudocount > 0`` (smoothing fills whole rows).
+            **kwargs: other fields (``features``, ``discount``, ``horizon``,
+                ``feature_names``, ``true_reward``, ``name``, ...).
+
+        Returns:
+            The estimated MDP, with :attr:`visit_counts` ``(S, A)``.
+
+        Raises:
+            MDPValidationError: ids out of range, a negative pseudocount, an unknown
+                rule, or unvisited pairs under ``unvisited="error"``.
+
+        Example:
+            >>> import demos, irl
+            >>> logs = demos.Transitions(states=[0, 0, 0, 1], actions=[0, 0, 0, 1], next_states=[1, 1, 0, 1])
+            >>> mdp = irl.TabularMDP.from_transitions(logs, n_states=2, n_actions=2, pseudocount=0.0, horizon=5)
+            >>> mdp.dense_transitions()[0, 0].round(3).tolist(), mdp.visit_counts.tolist()
+            ([0.333, 0.667], [[3, 0], [0, 1]])
+            >>> mdp.dense_transitions()[0, 1].tolist()  # never tried: self-loop
+            [1.0, 0.0]
+        """
+        s, a, s2, term_default, init_default = _logged_transitions(data)
+        S = int(n_states) if n_states is not None else int(max(s.max(), s2.max())) + 1
+        A = int(n_actions) if n_actions is not None else int(a.max()) + 1
+        for name, ids, n in (("state", s, S), ("next state", s2, S), ("action", a, A)):
+            if ids.size and (ids.max() >= n or ids.min() < 0):
+                bad = int(ids[(ids >= n) | (ids < 0)][0])
+                raise MDPValidationError(f"{name} id {bad} in the logs is out of range [0, {n}) "
+                                         f"(n_{'actions' if name == 'action' else 'states'} = {n})")
+        alpha = float(pseudocount)
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise MDPValidationError(f"pseudocount must be a finite number >= 0: got {pseudocount}")
+        if unvisited not in UNVISITED_RULES:
+            raise MDPValidationError(f"unknown rule unvisited={unvisited!r}; known: {', '.join(UNVISITED_RULES)}")
+        if terminal is None:
+            term = np.zeros(S, bool)
+            if term_default is not None:
+                term[term_default] = True
+        else:
+            t = np.asarray(terminal)
+            term = t.astype(bool) if t.dtype == bool else np.isin(np.arange(S), t)
+            if term.shape != (S,):
+                raise MDPValidationError(f"terminal must be a boolean mask of shape ({S},) or state ids: "
+                                         f"got shape {t.shape}")
+        rows = s * A + a
+        counts = sp.csr_matrix((np.ones(rows.size), (rows, s2)), shape=(S * A, S))
+        counts.sum_duplicates()
+        visits = np.asarray(counts.sum(axis=1)).ravel()
+        live = ~np.repeat(term, A)
+        seen = (visits > 0) & live
+        missing = ~seen & live
+        if unvisited == "error" and missing.any():
+            k = int(np.flatnonzero(missing)[0])
+            raise MDPValidationError(
+                f"(s={k // A}, a={k % A}) was never visited in the logs ({int(missing.sum())} of {int(live.sum())} "
+                f"non-terminal pairs are unvisited); choose unvisited='self-loop' or 'uniform', or log more")
+        keep = sp.diags(seen.astype(np.float64))
+        P = sp.csr_matrix(keep @ counts)
+        if alpha > 0:
+            if int(seen.sum()) * S > max_dense_entries:
+                raise MDPValidationError(
+                    f"smoothing with pseudocount {alpha} fills {int(seen.sum())} x {S} entries, more than "
+                    f"max_dense_entries = {max_dense_entries}; use pseudocount=0 or raise the limit")
+            P = sp.csr_matrix(P + sp.csr_matrix(np.outer(seen, np.full(S, alpha))))
+        denom = np.asarray(P.sum(axis=1)).ravel()
+        P = sp.csr_matrix(sp.diags(np.where(denom > 0, 1.0 / np.where(denom > 0, denom, 1.0), 0.0)) @ P)
+        idx = np.flatnonzero(missing)
+        if unvisited == "self-loop":
+            fill = sp.csr_matrix((np.ones(idx.size), (idx, idx // A)), shape=(S * A, S))
+        else:
+            fill = sp.csr_matrix((np.full(idx.size * S, 1.0 / S), (np.repeat(idx, S), np.tile(np.arange(S), idx.size))),
+                                 shape=(S * A, S))
+        P = sp.csr_matrix(P + fill)
+        if initial is None:
+            init = init_default if init_default is not None else None
+            if init is not None:
+                initial = np.bincount(init, minlength=S).astype(np.float64)
+                initial = initial / initial.sum()
+        kwargs.setdefault("name", "estimated")
+        return cls.from_arrays(P, n_actions=A, terminal=term, initial=initial,
+                               visit_counts=visits.reshape(S, A).astype(np.int64), **kwargs)
+
+    # ----------------------------------------------------------------- files
+    def save(self, path: Any) -> None:
+        """Write the MDP to a versioned ``.npz`` file, atomically and without pickle.
+
+        The file holds the sparse transitions (CSR arrays), the initial
+        distribution, terminal states, discount, horizon, features with their
+        names, the true reward if any, labels and visit counts; see the File
+        formats page. Read it with :meth:`load`, or give its path to any
+        ``--env`` option of the ``irl`` command.
+
+        Example:
+            >>> import irl
+            >>> env = irl.envs.make("gridworld-5x5")
+            >>> env.save("grid.npz")
+            >>> back = irl.TabularMDP.load("grid.npz")
+            >>> (back.transitions != env.transitions).nnz, back.horizon, back.feature_names == env.feature_names
+            (0, 12, True)
+        """
+        from demos.io import save_arrays
+
+        P = self.transitions
+        arrays = {"transitions_data": P.data, "transitions_indices": P.indices.astype(np.int64),
+                  "transitions_indptr": P.indptr.astype(np.int64), "initial": self.initial,
+                  "terminal": self.terminal, "features": self.features, "true_reward": self.true_reward,
+                  "visit_counts": self.visit_counts}
+        meta = {"n_states": self.n_states, "n_actions": self.n_actions, "discount": self.discount,
+                "horizon": self.horizon, "name": self.name,
+                "state_names": None if self.state_names is None else list(self.state_names),
+                "action_names": None if self.action_names is None else list(self.action_names),
+                "feature_names": None if self.feature_names is None else list(self.feature_names),
+                "grid_shape": None if self.grid_shape is None else list(self.grid_shape)}
+        save_arrays(path, MDP_FORMAT, arrays, meta=meta)
+
+    @classmethod
+    def load(cls, path: Any) -> "TabularMDP":
+        """Read an MDP written by :meth:`save` (no pickle; every field validated again).
+
+        Raises:
+            demos.DemoFileError: a missing or unreadable file, another kind of file,
+                missing arrays or metadata, or a field that breaks a rule (the
+                message names the file and the field).
+        """
+        from demos.io import DemoFileError, load_arrays
+
+        _, arrays, meta = load_arrays(path, MDP_FORMAT)
+        need = ("transitions_data", "transitions_indices", "transitions_indptr", "initial")
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise DemoFileError(f"{path}: MDP file lacks the arrays {', '.join(missing)}")
+        for key in ("n_states", "n_actions"):
+            if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool):
+                raise DemoFileError(f"{path}: MDP file metadata must give {key} as an integer: got "
+                                    f"{meta.get(key)!r}")
+        S, A = meta["n_states"], meta["n_actions"]
+        try:
+            P = sp.csr_matrix((arrays["transitions_data"], arrays["transitions_indices"],
+                               arrays["transitions_indptr"]), shape=(S * A, S))
+            P.check_format(full_check=True)
+        except (ValueError, TypeError) as e:
+            raise DemoFileError(f"{path}: the transition arrays do not form an (S*A, S) = ({S * A}, {S}) "
+                                f"sparse matrix: {e}") from None
+        fields = {k: meta.get(k) for k in ("discount", "horizon", "name", "state_names", "action_names",
+                                           "feature_names", "grid_shape") if meta.get(k) is not None}
+        fields.update({k: arrays[k] for k in ("terminal", "features", "true_reward", "visit_counts") if k in arrays})
+        try:
+            return cls(transitions=P, n_states=S, n_actions=A, initial=arrays["initial"], **fields)
+        except (MDPValidationError, TypeError, ValueError) as e:
+            raise DemoFileError(f"{path}: {e}") from None
+
+    # --------------------------------------------------------------- checks
+    def trap_states(self) -> np.ndarray:
+        """States in which a policy can keep the agent forever without reaching a terminal state.
+
+        The states of the end components of the non-terminal part of the MDP (sets of
+        states with, in each, actions whose successors all stay in the set and that
+        connect it), restricted to those reachable from the initial distribution: a
+        policy can go there with positive probability and stay forever, so with
+        discount 1 and no horizon its values are infinite. Computed on the sparse
+        transition graph by rounds of strongly connected components
+        (:mod:`scipy.sparse.csgraph`) that drop the actions leaving their component,
+        then one breadth-first search from the start; no loop over states. Cached.
+
+        Returns:
+            Sorted state ids, ``(K,)``; empty when every policy ends in a terminal state.
+
+        Example:
+            >>> import numpy as np, irl
+            >>> T = np.zeros((3, 2, 3)); T[0, 0, 1] = T[0, 1, 2] = T[1, :, 1] = T[2, :, 2] = 1
+            >>> mdp = irl.TabularMDP.from_arrays(T, initial=[1, 0, 0], terminal=[False, True, False])
+            >>> mdp.trap_states().tolist()  # action 1 leads to state 2, which loops forever
+            [2]
+        """
+        if "traps" not in self._cache:
+            S, A = self.n_states, self.n_actions
+            E = sp.coo_matrix(self.transitions > 0)
+            row, col = E.row.astype(np.int64), E.col.astype(np.int64)
+            src = row // A  # the state each edge leaves
+            inside = ~self.terminal
+            ok = np.zeros(S * A, bool)
+            ok[np.unique(row)] = True  # empty rows (terminal states) are no actions
+            while True:
+                # an action is usable if all its successors are inside; a state needs a usable action
+                ok &= np.bincount(row, weights=~inside[col], minlength=S * A) == 0
+                ok &= np.repeat(inside, A)
+                use = ok[row]
+                graph = sp.csr_matrix((np.ones(int(use.sum())), (src[use], col[use])), shape=(S, S))
+                _, label = csgraph.connected_components(graph, directed=True, connection="strong")
+                # keep only the actions whose successors all lie in the state's own component
+                ok &= np.bincount(row, weights=label[col] != label[src], minlength=S * A) == 0
+                now = inside & ok.reshape(S, A).any(axis=1)
+                if np.array_equal(now, inside):
+                    break
+                inside = now
+            # state graph s -> s' under any action (terminal states have no successors)
+            graph = sp.csr_matrix(sp.kron(sp.identity(S), np.ones((1, A))) @ (self.continuation > 0))
+            start = np.flatnonzero(self.initial > 0)
+            seed = sp.csr_matrix((np.ones(start.size), (np.zeros(start.size, np.int64), start)), shape=(1, S))
+            full = sp.bmat([[graph, None], [seed, sp.csr_matrix((1, 1))]]).tocsr()
+            reach = np.zeros(S + 1, bool)
+            reach[csgraph.breadth_first_order(full, S, directed=True, return_predecessors=False)] = True
+            self._cache["traps"] = np.flatnonzero(inside & reach[:S])
+        return self._cache["traps"]
+
+    def check_well_posed(self) -> None:
+        """Refuse an MDP whose values are infinite: discount 1, no horizon and a trap (:meth:`trap_states`).
+
+        Cheap (a graph search, cached) and called at the start of every fit, so that
+        an ill-posed problem is named in milliseconds instead of after a long loop
+        of value iteration.
+
+        Raises:
+            IllPosedMDPError: naming the states and the fixes.
+
+        Example:
+            >>> import numpy as np, irl
+            >>> T = np.zeros((2, 1, 2)); T[:, 0, 1] = 1          # state 1 loops forever
+            >>> mdp = irl.TabularMDP.from_arrays(T, initial=[1, 0])
+            >>> try:
+            ...     mdp.check_well_posed()
+            ... except irl.mdp.IllPosedMDPError as e:
+            ...     print(str(e)[:60])
+            MDP 'mdp' is ill-posed: discount 1, no horizon, and from sta
+            >>> mdp.replace(discount=0.95).check_well_posed()      # any one of the fixes
+        """
+        if self.discount < 1.0 or self.horizon is not None:
+            return
+        traps = self.trap_states()
+        if traps.size:
+            names = [f"{int(i)} ({self.state_names[i]})" if self.state_names else str(int(i)) for i in traps[:5]]
+            raise IllPosedMDPError(
+                f"MDP {self.name!r} is ill-posed: discount 1, no horizon, and from state"
+                f"{'s' if traps.size > 1 else ''} {', '.join(names)}{' ...' if traps.size > 5 else ''} "
+                f"({traps.size} reachable from the start) a policy can avoid every terminal state forever, so "
+                f"values are infinite. Fix it with a finite horizon (horizon=H, --horizon H), a discount below 1 "
+                f"(discount=0.95, --discount 0.95), or terminal states where episodes end (terminal=...)")
+
     def replace(self, **changes: Any) -> "TabularMDP":
         """A copy with some fields changed (validated again)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "_cache"}
         fields.update(changes)
-        return TabularMDP(**fields)
+        return type(self)(**fields)
 
     # ------------------------------------------------------------- properties
     @property
@@ -400,3 +704,34 @@ def state_action_reward(reward: Any, n_states: int, n_actions: int, *, name: str
     if r.ndim == 1:
         r = np.broadcast_to(r[:, None], (n_states, n_actions))
     return r
+
+
+def _logged_transitions(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None,
+                                            np.ndarray | None]:
+    """``(s, a, s', terminal state ids or None, first states or None)`` from logged data."""
+    from demos import Trajectories, Transitions
+
+    if isinstance(data, list):  # several datasets: their transitions pooled
+        if not data:
+            raise MDPValidationError("no data to estimate the dynamics from: got an empty list")
+        parts = [_logged_transitions(d) for d in data]
+        cat = [np.concatenate([p[i] for p in parts]) for i in range(3)]
+        extra = [None if all(p[i] is None for p in parts) else
+                 np.concatenate([p[i] for p in parts if p[i] is not None]) for i in (3, 4)]
+        return cat[0], cat[1], cat[2], extra[0], extra[1]
+    if isinstance(data, Trajectories):
+        if data.actions.size == 0:
+            raise MDPValidationError("the trajectories hold no transitions (every episode has length 0)")
+        t = Transitions.from_trajectories(data)
+        term = None if data.terminated is None else data.final_states[np.asarray(data.terminated, bool)]
+        return t.states, t.actions, t.next_states, term, data.initial_states
+    if isinstance(data, Transitions):
+        if data.next_states is None:
+            raise MDPValidationError("estimating dynamics needs next states: these Transitions hold only (s, a) "
+                                     "pairs; log (s, a, s') or give trajectories")
+        return data.states, data.actions, data.next_states, None, None
+    if isinstance(data, tuple) and len(data) == 3:
+        t = Transitions(*data)
+        return t.states, t.actions, t.next_states, None, None
+    raise MDPValidationError(f"data must be demos.Trajectories, demos.Transitions with next_states, or a tuple "
+                             f"(states, actions, next_states): got {type(data).__name__}")

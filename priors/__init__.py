@@ -372,8 +372,21 @@ _REGISTRY: dict[str, type[Prior]] = {
 }
 
 
+def _load_plugins() -> None:
+    """Register priors of installed plugins (entry-point group ``pluggable_irl.priors``)."""
+    from irl.plugins import load_plugins
+
+    def add(name: str, cls: Any, dist: str) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Prior)):
+            raise TypeError(f"expected a subclass of priors.Prior, got {cls!r}")
+        _REGISTRY[name] = cls
+
+    load_plugins("priors", lambda: _REGISTRY, add)
+
+
 def names() -> list[str]:
-    """Known prior names for the command line."""
+    """Known prior names for the command line (built-in and from installed plugins)."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -415,6 +428,8 @@ def make(spec: str) -> Prior:
             kwargs[k] = [int(x) if k == "values" and math.isfinite(x) and x == int(x) else x for x in nums]
         else:
             kwargs[k] = _number(v, spec)
+    if name.strip().lower() not in _REGISTRY:
+        _load_plugins()
     cls = _REGISTRY.get(name.strip().lower())
     if cls is None:
         raise ValueError(f"unknown prior {name!r}; known: {', '.join(names())}")

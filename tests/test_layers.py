@@ -20,7 +20,7 @@ PACKAGES = ("irl", "human_models", "priors", "demos")
 
 #: Layer of every part of the library (the longest matching prefix wins), lowest first.
 LAYERS = {
-    "demos": 1, "irl._version": 1,
+    "demos": 1, "irl._version": 1, "irl.plugins": 1,
     "irl.mdp": 2, "irl.planning": 2, "irl.autodiff": 2, "irl.rewards": 2, "irl.gym_tables": 2, "irl.metalevel": 2,
     "priors": 3, "human_models": 3,
     "irl.evidence": 4, "irl.solvers": 4, "irl.posterior": 4, "irl.plan": 4, "irl.active": 4, "irl.constraints": 4, "irl.robust": 4, "irl.side_effects": 4, "irl.norms": 4,

@@ -34,8 +34,22 @@ def register(name: str, factory: Callable[..., TabularMDP], summary: str = "") -
     _REGISTRY[name] = (factory, summary)
 
 
+def _load_plugins() -> None:
+    """Register environments of installed plugins (entry-point group ``pluggable_irl.envs``)."""
+    from irl.plugins import load_plugins
+
+    def add(name: str, factory: Any, dist: str) -> None:
+        if not callable(factory):
+            raise TypeError(f"expected a function returning a TabularMDP, got {type(factory).__name__}")
+        doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+        register(name, factory, f"{doc[0] if doc else ''} [plugin: {dist}]".strip())
+
+    load_plugins("envs", lambda: _REGISTRY, add)
+
+
 def names() -> list[str]:
-    """Registered environment names, sorted."""
+    """Registered environment names (built-in, registered in-process, and from plugins), sorted."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -45,7 +59,7 @@ def describe() -> list[tuple[str, str]]:
 
 
 def make(name: str, **kwargs: Any) -> TabularMDP:
-    """Build a registered environment.
+    """Build a registered environment (built-in, registered, or from an installed plugin).
 
     Raises:
         UnknownEnvError: unknown name, listing the known ones.
@@ -56,8 +70,13 @@ def make(name: str, **kwargs: Any) -> TabularMDP:
         64
     """
     if name not in _REGISTRY:
+        _load_plugins()
+    if name not in _REGISTRY:
         raise UnknownEnvError(f"unknown environment {name!r}; known: {', '.join(names())}")
-    return _REGISTRY[name][0](**kwargs)
+    mdp = _REGISTRY[name][0](**kwargs)
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"environment {name!r}: its factory must return a TabularMDP, got {type(mdp).__name__}")
+    return mdp
 
 
 def true_reward(env: TabularMDP) -> np.ndarray:

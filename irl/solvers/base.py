@@ -122,6 +122,8 @@ class LogJoint:
             if (ev.mdp.n_states, ev.mdp.n_actions) != (reward_model.n_states, reward_model.n_actions):
                 raise ValueError(f"evidence {i} is in an MDP with (S, A) = ({ev.mdp.n_states}, {ev.mdp.n_actions}) "
                                  f"but the reward model expects ({reward_model.n_states}, {reward_model.n_actions})")
+            if not getattr(ev.human, "finite_lookahead", False) and hasattr(ev.mdp, "check_well_posed"):
+                ev.mdp.check_well_posed()  # milliseconds, instead of a long loop of value iteration
         self.humans: list[Any] = []
         self.groups: list[list[Evidence]] = []
         for ev in evidence:
@@ -359,11 +361,23 @@ class RewardEstimate:
 
     @classmethod
     def load(cls, path: str) -> "RewardEstimate":
-        """Read a file written by :meth:`save`."""
-        from demos import load_arrays
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            demos.DemoFileError: a missing, foreign or incomplete file (the message names it).
+        """
+        from demos import DemoFileError, load_arrays
 
         _, arrays, meta = load_arrays(path, _FORMAT)
-        return cls(reward=arrays["reward"], theta=arrays["theta"], log_likelihood=float(meta["log_likelihood"]),
+        missing = [k for k in ("reward", "theta") if k not in arrays]
+        if missing:
+            raise DemoFileError(f"{path}: reward-estimate file lacks the array{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(repr(k) for k in missing)}")
+        try:
+            log_likelihood = float(meta["log_likelihood"])
+        except (KeyError, TypeError, ValueError):
+            raise DemoFileError(f"{path}: reward-estimate file metadata lacks a numeric 'log_likelihood'") from None
+        return cls(reward=arrays["reward"], theta=arrays["theta"], log_likelihood=log_likelihood,
                    log_prior=float(meta.get("log_prior", 0.0)), converged=bool(meta.get("converged", True)),
                    history=list(meta.get("history", [])), param_names=list(meta.get("param_names", [])),
                    info=dict(meta.get("info", {})),
