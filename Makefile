@@ -22,7 +22,7 @@ $(CORE): pyproject.toml | $(PY)
 	touch $@
 
 $(ALL): $(CORE)
-	$(PIP) install -e ".[dev,docs,imitation,lightning,gymnasium,plot,bayes]"
+	$(PIP) install -e ".[dev,docs,imitation,lightning,gymnasium,plot,bayes,fast,pandas,minari,arviz,stable-baselines3]"
 	touch $@
 
 demo: $(CORE)
@@ -36,6 +36,7 @@ bench: $(ALL)
 	$(PY) benchmarks/bench_mce.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_bayes.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_mouselab.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_data.py $(BENCH_ARGS)
 
 docs: $(ALL)
 	$(VENV)/bin/mkdocs build --strict

@@ -32,10 +32,15 @@ registry["pluggable-irl/choices"] = _choices_from_npz
 registry["pluggable-irl/state-only"] = _load_state_only
 registry["pluggable-irl/transitions"] = _load_transitions
 
+from demos import tables  # noqa: E402  (registers the .csv / .jsonl layouts of every evidence type)
+from demos.tables import from_dataframe  # noqa: E402
+from demos.interop import from_imitation, from_minari, to_imitation, to_minari  # noqa: E402  (lazy imports inside)
+
 __all__ = ["Trajectories", "Trajectory", "DemoValidationError", "DemoFileError", "load", "save", "simulate",
            "save_arrays", "load_arrays", "atomic_write", "registry", "WorldState",
            "Choices", "Comparisons", "Corrections", "EStops", "StateOnly", "Transitions",
-           "DeliberationTraces", "SamplingTraces", "TraceSet", "load_mouselab", "load_traces", "datasets"]
+           "DeliberationTraces", "SamplingTraces", "TraceSet", "load_mouselab", "load_traces", "datasets", "tables",
+           "from_dataframe", "from_imitation", "to_imitation", "from_minari", "to_minari"]
 
 
 def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = None, **kwargs: Any) -> Any:

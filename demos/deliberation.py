@@ -682,7 +682,11 @@ def load_traces(path: str | Path, *, parents: Any = None, fee: float | None = No
                         if key.strip() == "parents" and tree is None:
                             tree = check_parents(_int_list(val, f"{path}: parents"))
                         elif key.strip() == "fee":
-                            file_fee = float(val)
+                            try:
+                                file_fee = float(val)
+                            except ValueError:
+                                raise DemoFileError(f"{path}: the '# fee=' comment must give a number: "
+                                                    f"got {val.strip()!r}") from None
                 else:
                     body.append(line)
             reader = csv.DictReader(io.StringIO("\n".join(body)))
@@ -695,8 +699,15 @@ def load_traces(path: str | Path, *, parents: Any = None, fee: float | None = No
             raise DemoFileError(f"{path}: unknown extension {path.suffix!r} for deliberation traces; known: "
                                 f".csv, .jsonl, .npz")
         tree = tree if tree is not None else np.array(MOUSELAB_312_PARENTS)
-        use_fee = fee if fee is not None else (float(file_fee) if file_fee is not None else 1.0)
+        try:
+            use_fee = fee if fee is not None else (float(file_fee) if file_fee is not None else 1.0)
+        except (TypeError, ValueError):
+            raise DemoFileError(f"{path}: fee must be a number: got {file_fee!r}") from None
         return _from_records(records, tree, use_fee, str(path))
+    except csv.Error as e:
+        raise DemoFileError(f"{path}: not valid CSV ({e})") from None
+    except OSError as e:
+        raise DemoFileError(f"{path}: cannot read ({e.strerror or e})") from None
     except DemoValidationError as e:
         raise DemoFileError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     except UnicodeDecodeError:

@@ -12,16 +12,26 @@ Formats:
 * ``.jsonl``: an optional header line ``{"format": ..., "version": 1}`` then one
   object per episode ``{"states": [...], "actions": [...], "rewards": [...],
   "terminated": false, "truncated": false}`` (``rewards`` and flags optional).
-* ``.csv``: header ``episode,step,state,action,reward,end``; one row per state;
-  the last row of an episode has an empty ``action`` and ``end`` in
-  {``terminated``, ``truncated``, ``""``}. ``reward`` may be empty throughout.
+* ``.csv`` (and per-step ``.jsonl``): one row per step, read by :mod:`demos.tables`;
+  written as ``episode,step,state,action,reward,end`` with one row per state: the
+  last row of an episode has an empty ``action`` and ``end`` in {``terminated``,
+  ``truncated``, ``""``}. ``reward`` may be empty throughout.
+* Other evidence types in ``.csv`` / ``.jsonl``: a header (``# {json}`` in a CSV,
+  a first JSON object in JSON Lines) with the format tag, then one flat row per
+  step or observation; readers are registered in :data:`table_readers` and writers
+  with :func:`register_writer` by the module that defines the layout.
+
+Every data module registers its own readers and writers here; this module never
+imports them back.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +41,7 @@ import numpy as np
 from demos.errors import DemoFileError, DemoValidationError
 
 __all__ = ["save", "load", "DemoFileError", "atomic_write", "save_arrays", "load_arrays", "FORMAT_VERSION",
-           "registry", "register_format", "register_text_reader", "register_writer"]
+           "registry", "register_format", "register_text_reader", "register_writer", "table_readers", "check_header"]
 
 FORMAT_VERSION = 1
 
@@ -40,6 +50,13 @@ FORMAT_VERSION = 1
 registry: dict[str, Callable[[dict, dict], Any]] = {}
 _TEXT_READERS: list[tuple[str, Callable[[Path], bool] | None, Callable[[Path], Any]]] = []
 _WRITERS: list[tuple[type, dict[str, Callable[[Any, Path], None]]]] = []
+#: ``.csv`` / ``.jsonl`` tables by the format tag in a file's header: ``fmt -> reader(path, columns)``; a file
+#: without a header is read with the :data:`UNTAGGED_TABLE` entry (per-step trajectories).
+table_readers: dict[str, Callable[..., Any]] = {}
+#: Format tag of a table without a header.
+UNTAGGED_TABLE = "pluggable-irl/trajectories"
+#: temporary files of :func:`atomic_write` older than this many seconds were left by a killed writer
+STALE_TMP_SECONDS = 3600.0
 
 
 def register_format(fmt: str, loader: Callable[[dict, dict], Any]) -> None:
@@ -52,7 +69,9 @@ def register_text_reader(suffix: str, reader: Callable[[Path], Any], *,
     """Make :func:`load` read ``suffix`` files (e.g. ``".csv"``) with ``reader(path)``.
 
     Readers with a ``sniff(path) -> bool`` are tried first, in registration
-    order; the reader without one is the default for the extension.
+    order; the reader without one reads files whose rows are whole episodes
+    (per-episode JSON Lines). Any other ``.csv`` / ``.jsonl`` file is a table,
+    read by :data:`table_readers` after the format tag of its header.
     """
     _TEXT_READERS.append((suffix, sniff, reader))
 
@@ -76,6 +95,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
@@ -90,6 +110,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
         except FileNotFoundError:
             pass
         raise
+
+
+def _remove_stale_tmp(path: Path) -> None:
+    """Remove ``.<name>.*.tmp`` files next to ``path`` left by writers killed more than an hour ago."""
+    now = time.time()
+    for old in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        try:
+            if now - old.stat().st_mtime > STALE_TMP_SECONDS:
+                old.unlink()
+        except OSError:  # another process removed or renamed it: nothing to clean
+            pass
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def check_header(path: Any, header: dict, fmt: str | None) -> None:
+    """Check a text file's header object: its ``format`` (when ``fmt`` is given) and ``version``.
+
+    Raises:
+        DemoFileError: another format, a version that is not an integer, or one newer than this library reads.
+    """
+    if fmt is not None and header.get("format") != fmt:
+        raise DemoFileError(f"{path}: expected format {fmt!r}, found {header.get('format')!r}")
+    v = header.get("version", FORMAT_VERSION)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise DemoFileError(f"{path}: the header's version must be an integer: got {v!r}")
+    if v > FORMAT_VERSION:
+        raise DemoFileError(f"{path}: format version {v} is newer than this library reads ({FORMAT_VERSION}); "
+                            f"upgrade pluggable-irl")
 
 
 def save_arrays(path: str | os.PathLike, fmt: str, arrays: dict[str, Any], *,
@@ -136,14 +188,32 @@ def load_arrays(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, d
     except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise DemoFileError(f"{path}: not a readable .npz file ({e})") from None
     got = str(arrays.pop("format", "")) if "format" in arrays else None
-    version = int(arrays.pop("version")) if "version" in arrays else None
-    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    version = _scalar_int(path, arrays.pop("version")) if "version" in arrays else None
+    meta = _meta(path, arrays.pop("meta")) if "meta" in arrays else {}
     if fmt is not None and got != fmt:
         raise DemoFileError(f"{path}: expected a {fmt!r} file, found format {got!r}")
     if version is not None and version > FORMAT_VERSION:
         raise DemoFileError(f"{path}: format version {version} is newer than this library reads "
                             f"({FORMAT_VERSION}); upgrade pluggable-irl")
     return got or "", arrays, meta
+
+
+def _scalar_int(path: Path, v: np.ndarray) -> int:
+    if v.shape != () or v.dtype.kind not in "iu":
+        raise DemoFileError(f"{path}: 'version' must be a single integer: got {v.dtype} array of shape {v.shape}"
+                            + (f" ({v.item()!r})" if v.size == 1 else ""))
+    return int(v)
+
+
+def _meta(path: Path, v: np.ndarray) -> dict:
+    try:
+        meta = json.loads(str(v)) if v.shape == () and v.dtype.kind == "U" else None
+    except (json.JSONDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise DemoFileError(f"{path}: 'meta' must be a JSON object stored as one string")
+    return meta
+
 
 
 def save(data: Any, path: str | os.PathLike) -> None:
@@ -168,12 +238,13 @@ def save(data: Any, path: str | os.PathLike) -> None:
     writers[path.suffix](data, path)
 
 
-def jsonl_records(path: Path, lines: Any, *, fmt: str, data_key: str) -> Any:
+def jsonl_records(path: Path, lines: Any, *, fmt: str | None, data_key: str | None) -> Any:
     """Parse JSON-lines text into ``(line number, record)`` pairs, checking the format header.
 
     Blank lines are skipped. A header line is an object with ``"format"`` but
-    without ``data_key``; its format must equal ``fmt``, and it is yielded with
-    line number 0 so that callers can read other header fields.
+    without ``data_key``; its format must equal ``fmt`` (any format when ``fmt`` is
+    ``None``), its version must not be newer than this library's, and it is yielded
+    with line number 0 so that callers can read other header fields.
 
     Args:
         path: the file (for messages).
@@ -200,11 +271,12 @@ def jsonl_records(path: Path, lines: Any, *, fmt: str, data_key: str) -> Any:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DemoFileError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise DemoFileError(f"{path}, line {lineno}: JSON nested too deeply to read") from None
         if not isinstance(row, dict):
             raise DemoFileError(f"{path}, line {lineno}: expected a JSON object, found {type(row).__name__}")
-        if "format" in row and data_key not in row:
-            if row["format"] != fmt:
-                raise DemoFileError(f"{path}: expected format {fmt!r}, found {row['format']!r}")
+        if "format" in row and (data_key is None or data_key not in row):
+            check_header(path, row, fmt)
             yield 0, row
         else:
             yield lineno, row
@@ -218,33 +290,85 @@ def _load_npz(path: Path) -> Any:
     return loader(arrays, meta)
 
 
-def _load_text(path: Path) -> Any:
-    """The first registered reader of the extension whose ``sniff`` accepts the file, else the default one."""
+def _load_text(path: Path, columns: Any) -> Any:
+    """A text file: a sniffing reader that accepts it, per-episode JSON Lines, or a table by its header's format."""
     readers = [(sniff, reader) for suffix, sniff, reader in _TEXT_READERS if suffix == path.suffix]
     for sniff, reader in readers:
         if sniff is not None and sniff(path):
             return reader(path)
-    for sniff, reader in readers:
-        if sniff is None:
-            return reader(path)
-    raise DemoFileError(f"{path}: no reader for {path.suffix!r} files of this kind")
+    fmt, per_episode = _text_format(path)
+    if per_episode and columns is None:
+        default = next((reader for sniff, reader in readers if sniff is None), None)
+        if default is not None:
+            return default(path)
+    reader = table_readers.get(fmt or UNTAGGED_TABLE)
+    if reader is None:
+        raise DemoFileError(f"{path}: unknown evidence format {fmt!r}; known: {sorted(table_readers)}")
+    return reader(path, columns)
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | os.PathLike, *, columns: Any = None) -> Any:
     """Load evidence saved by :func:`save` (format chosen by extension; never unpickles).
+
+    ``.csv`` and ``.jsonl`` files with one row per step (see :mod:`demos.tables`)
+    are read as trajectories; ``columns`` maps our column names to the file's
+    (``{"episode": "ep", "state": "obs"}`` or ``"episode=ep,state=obs"``).
 
     Raises:
         DemoFileError: what is wrong and where (file, line, episode).
     """
+    if columns is not None:  # a bad mapping is the caller's error (ValueError), not the file's
+        from demos.tables import parse_columns
+
+        columns = parse_columns(columns) or None
     path = Path(path)
     if not path.exists():
         raise DemoFileError(f"{path}: no such file")
-    known = sorted({".npz"} | {suffix for suffix, _, _ in _TEXT_READERS})
+    known = sorted({".npz"} | {suffix for suffix, _, _ in _TEXT_READERS}
+                   | ({".csv", ".jsonl"} if table_readers else set()))
     if path.suffix not in known:
         raise DemoFileError(f"{path}: unknown extension {path.suffix!r}; known: {known}")
     try:
-        return _load_npz(path) if path.suffix == ".npz" else _load_text(path)
+        return _load_npz(path) if path.suffix == ".npz" else _load_text(path, columns)
+    except DemoFileError:
+        raise
     except DemoValidationError as e:
-        raise DemoFileError(f"{path}: {e}") from None
+        raise DemoFileError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     except UnicodeDecodeError:
         raise DemoFileError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise DemoFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (KeyError, TypeError, ValueError, IndexError, RecursionError, csv.Error) as e:
+        # a damaged file a specific check did not foresee: still a DemoFileError naming the file
+        raise DemoFileError(f"{path}: not a valid evidence file ({type(e).__name__}: {e})") from None
+
+
+def _text_format(path: Path) -> tuple[str | None, bool]:
+    """``(format tag of the header or None, whether the rows are whole episodes)`` from a text file's first lines."""
+    with open(path, encoding="utf-8") as f:
+        head = [line for _, line in zip(range(50), f)]
+    lines = [line.strip() for line in head if line.strip()]
+    if not lines:
+        return None, False
+    if path.suffix == ".csv":
+        if not lines[0].startswith("#"):
+            return None, False
+        try:
+            header = json.loads(lines[0][1:])
+        except (json.JSONDecodeError, RecursionError):
+            return None, False
+        return (header.get("format") if isinstance(header, dict) else None), False
+    fmt, per_episode = None, False
+    for line in lines[:2]:
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            break
+        if not isinstance(row, dict):
+            break
+        if "format" in row and "states" not in row:
+            fmt = row["format"] if isinstance(row["format"], str) else None
+            continue
+        per_episode = "states" in row
+        break
+    return fmt, per_episode or (fmt == UNTAGGED_TABLE and len(lines) == 1)

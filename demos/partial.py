@@ -201,7 +201,13 @@ class Transitions:
 
     def __post_init__(self) -> None:
         names = ("states", "actions", "next_states")
-        arrays = [np.asarray(getattr(self, k)) if getattr(self, k) is not None else None for k in names]
+        arrays = []
+        for k in names:
+            try:
+                arrays.append(None if getattr(self, k) is None else np.asarray(getattr(self, k)))
+            except ValueError:
+                raise DemoValidationError(f"{k} must be a flat 1-D sequence of integer ids: got a ragged "
+                                          f"nested list") from None
         n = arrays[0].shape
         for name, a in zip(names, arrays):
             if a is None:
@@ -210,7 +216,8 @@ class Transitions:
                 raise DemoValidationError(f"{name} must be a 1-D array of the same length as states {n}: "
                                           f"got shape {a.shape}")
             if a.size and not np.issubdtype(a.dtype, np.integer):
-                raise DemoValidationError(f"{name} must hold integer ids: got dtype {a.dtype}")
+                first = a.ravel()[0]
+                raise DemoValidationError(f"{name} must hold integer ids: got dtype {a.dtype} (e.g. {first!r})")
             if np.any(a < 0):
                 raise DemoValidationError(f"{name} ids must be >= 0: got {a[a < 0][0]}")
             a = a.astype(np.int64)
@@ -329,7 +336,14 @@ def _visit_weighted_log_policy(mdp: Any, logp: torch.Tensor) -> torch.Tensor:
     return torch.log(p).reshape(*lead, S, A)
 
 
+def _need(arrays: dict, names: tuple[str, ...], what: str) -> None:
+    missing = [k for k in names if k not in arrays]
+    if missing:
+        raise DemoValidationError(f"{what} file lacks arrays {missing}")
+
+
 def _load_state_only(arrays: dict, meta: dict) -> StateOnly:
+    _need(arrays, ("states", "lengths"), "state-only")
     lengths = arrays["lengths"]
     tr = Trajectories(arrays["states"], np.zeros(int(lengths.sum()), np.int64), lengths,
                       terminated=arrays.get("terminated"), truncated=arrays.get("truncated"))
@@ -337,4 +351,5 @@ def _load_state_only(arrays: dict, meta: dict) -> StateOnly:
 
 
 def _load_transitions(arrays: dict, meta: dict) -> Transitions:
+    _need(arrays, ("states", "actions"), "transitions")
     return Transitions(arrays["states"], arrays["actions"], arrays.get("next_states"))

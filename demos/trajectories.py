@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -18,6 +19,29 @@ def _ro(a: np.ndarray | None) -> np.ndarray | None:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
     return a
+
+
+def _numeric(x: Any, name: str, i: int) -> np.ndarray:
+    """One episode's ids or rewards as a flat float array; text or nested lists are a clear error."""
+    try:
+        a = np.asarray(x)
+        if a.dtype.kind not in "iufb":
+            raise ValueError
+        return a.astype(np.float64).ravel()
+    except (TypeError, ValueError):
+        what = "numbers" if name == "rewards" else "integer ids"
+        shown = repr(list(x)[:5]) if hasattr(x, "__iter__") and not isinstance(x, str) else repr(x)
+        raise DemoValidationError(f"{name} of trajectory {i} must be {what}: got {shown}") from None
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(starts[i], starts[i] + counts[i])`` over ``i``, without a Python loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(total) - np.repeat(ends - counts, counts) + np.repeat(np.asarray(starts, np.int64), counts)
 
 
 @dataclass(frozen=True)
@@ -99,9 +123,17 @@ class Trajectories:
             object.__setattr__(self, name, _ro(a.astype(np.int64)))
         object.__setattr__(self, "lengths", _ro(lengths.astype(np.int64)))
         if self.rewards is not None:
-            r = np.asarray(self.rewards, dtype=np.float64)
+            try:
+                r = np.asarray(self.rewards, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DemoValidationError("rewards must be numbers: got values that are not") from None
             if r.shape != self.actions.shape:
                 raise DemoValidationError(f"rewards must align with actions {self.actions.shape}: got {r.shape}")
+            if not np.all(np.isfinite(r)):
+                k = int(np.flatnonzero(~np.isfinite(r))[0])
+                raise DemoValidationError(f"rewards must be finite: got {r[k]} at step "
+                                          f"{k - int(self.action_offsets[self._trajectory_of(k, 'actions')])} of "
+                                          f"trajectory {self._trajectory_of(k, 'actions')}")
             object.__setattr__(self, "rewards", _ro(r))
         for name in ("terminated", "truncated"):
             v = getattr(self, name)
@@ -136,12 +168,12 @@ class Trajectories:
             if len(s) != len(a) + 1:
                 raise DemoValidationError(
                     f"trajectory {i} must have one more state than actions: got {len(s)} states, {len(a)} actions")
-        flat_s = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in states]) if states else []
-        flat_a = (np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in actions])
+        flat_s = np.concatenate([_numeric(s, "states", i) for i, s in enumerate(states)]) if states else []
+        flat_a = (np.concatenate([_numeric(a, "actions", i) for i, a in enumerate(actions)])
                   if len(actions) and lengths.sum() else np.zeros(0, np.int64))
         flat_r = None
         if rewards is not None:
-            flat_r = (np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in rewards])
+            flat_r = (np.concatenate([_numeric(r, "rewards", i) for i, r in enumerate(rewards)])
                       if lengths.sum() else np.zeros(0))
         return cls(states=np.asarray(flat_s), actions=np.asarray(flat_a), lengths=lengths, rewards=flat_r,
                    terminated=terminated, truncated=truncated)
@@ -161,15 +193,15 @@ class Trajectories:
                    truncated=None if truncated is None else np.broadcast_to(truncated, (N,)))
 
     # --------------------------------------------------------------- access
-    @property
+    @cached_property
     def state_offsets(self) -> np.ndarray:
-        """``(N + 1,)`` start of each episode in :attr:`states`."""
-        return np.concatenate([[0], np.cumsum(self.lengths + 1)])
+        """``(N + 1,)`` start of each episode in :attr:`states` (computed once; read-only)."""
+        return _ro(np.concatenate([[0], np.cumsum(self.lengths + 1)]))
 
-    @property
+    @cached_property
     def action_offsets(self) -> np.ndarray:
-        """``(N + 1,)`` start of each episode in :attr:`actions`."""
-        return np.concatenate([[0], np.cumsum(self.lengths)])
+        """``(N + 1,)`` start of each episode in :attr:`actions` (computed once; read-only)."""
+        return _ro(np.concatenate([[0], np.cumsum(self.lengths)]))
 
     def _trajectory_of(self, k: int, which: str) -> int:
         off = self.state_offsets if which == "states" else self.action_offsets
@@ -192,10 +224,12 @@ class Trajectories:
 
     def subset(self, index: Any) -> "Trajectories":
         """The episodes selected by an index array or slice, as a new dataset."""
-        idx = np.arange(len(self))[index]
-        return Trajectories.from_lists([self[i].states for i in idx], [self[i].actions for i in idx],
-                                       rewards=None if self.rewards is None else [self[i].rewards for i in idx],
-                                       terminated=self.terminated[idx], truncated=self.truncated[idx])
+        idx = np.atleast_1d(np.arange(len(self))[index])
+        so, ao = self.state_offsets, self.action_offsets
+        s_take, a_take = _ranges(so[idx], self.lengths[idx] + 1), _ranges(ao[idx], self.lengths[idx])
+        return Trajectories(states=self.states[s_take], actions=self.actions[a_take], lengths=self.lengths[idx],
+                            rewards=None if self.rewards is None else self.rewards[a_take],
+                            terminated=self.terminated[idx], truncated=self.truncated[idx])
 
     @property
     def step_index(self) -> tuple[np.ndarray, np.ndarray]:
@@ -299,6 +333,39 @@ class Trajectories:
 
         check_trajectories(self, mdp, allow=allow)
         return self
+
+    @classmethod
+    def from_dataframe(cls, df: Any, *, columns: Any = None) -> "Trajectories":
+        """From a pandas DataFrame with one row per step; see :func:`demos.tables.from_dataframe`.
+
+        Example:
+            >>> import pandas as pd, demos
+            >>> df = pd.DataFrame({"episode": [0, 0], "step": [0, 1], "obs": [3, 4], "action": [1, 0],
+            ...                    "next_state": [4, 5], "terminated": [False, True]})
+            >>> d = demos.Trajectories.from_dataframe(df, columns={"state": "obs"})
+            >>> d.states.tolist(), d.terminated.tolist()
+            ([3, 4, 5], [True])
+        """
+        from demos.tables import from_dataframe
+
+        return from_dataframe(df, columns=columns)
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame with one row per state (``episode, step, state, action, reward, end``).
+
+        Each episode ends with a row holding its final state, a missing action
+        (``<NA>``) and ``end`` in {``"terminated"``, ``"truncated"``, ``""``};
+        :meth:`from_dataframe` reads it back.
+        """
+        from demos.tables import to_dataframe
+
+        return to_dataframe(self)
+
+    def to_imitation(self) -> list:
+        """imitation ``TrajectoryWithRew`` objects (``Trajectory`` without rewards); see :func:`demos.to_imitation`."""
+        from demos.interop import to_imitation
+
+        return to_imitation(self)
 
     def save(self, path: str) -> None:
         """Write a versioned ``.npz`` (or ``.jsonl`` / ``.csv`` by extension) atomically."""

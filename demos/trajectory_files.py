@@ -1,12 +1,14 @@
-"""Files of :class:`~demos.trajectories.Trajectories`: ``.npz``, ``.jsonl`` and ``.csv`` (formats in :mod:`demos.io`).
+"""Files of :class:`~demos.trajectories.Trajectories`: ``.npz`` and per-episode ``.jsonl`` (formats in :mod:`demos.io`).
+
+Per-step tables (``.csv``, per-step ``.jsonl``) are read and written by :mod:`demos.tables`.
 
 Registers its readers and writers with :mod:`demos.io`, which never imports this module back.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +28,19 @@ def _save_npz(d: Trajectories, path: Path) -> None:
 
 
 def _save_jsonl(d: Trajectories, path: Path) -> None:
+    S, A = d.states.tolist(), d.actions.tolist()
+    R = None if d.rewards is None else d.rewards.tolist()
+    so, ao = d.state_offsets.tolist(), d.action_offsets.tolist()
+    term, trunc = d.terminated.tolist(), d.truncated.tolist()
+
     def write(f: Any) -> None:
         f.write(json.dumps({"format": _TRAJ_FORMAT, "version": FORMAT_VERSION}) + "\n")
-        for tr in d:
-            row: dict[str, Any] = {"states": tr.states.tolist(), "actions": tr.actions.tolist()}
-            if tr.rewards is not None:
-                row["rewards"] = tr.rewards.tolist()
-            row["terminated"], row["truncated"] = tr.terminated, tr.truncated
+        for i in range(len(d)):
+            row: dict[str, Any] = {"states": S[so[i]:so[i + 1]], "actions": A[ao[i]:ao[i + 1]]}
+            if R is not None:
+                row["rewards"] = R[ao[i]:ao[i + 1]]
+            row["terminated"], row["truncated"] = term[i], trunc[i]
             f.write(json.dumps(row) + "\n")
-
-    atomic_write(path, write, binary=False)
-
-
-def _save_csv(d: Trajectories, path: Path) -> None:
-    def write(f: Any) -> None:
-        w = csv.writer(f)
-        w.writerow(["episode", "step", "state", "action", "reward", "end"])
-        for i, tr in enumerate(d):
-            L = len(tr.actions)
-            for t in range(L + 1):
-                a = int(tr.actions[t]) if t < L else ""
-                r = repr(float(tr.rewards[t])) if (tr.rewards is not None and t < L) else ""
-                end = ("terminated" if tr.terminated else "truncated" if tr.truncated else "") if t == L else ""
-                w.writerow([i, t, int(tr.states[t]), a, r, end])
 
     atomic_write(path, write, binary=False)
 
@@ -72,76 +64,22 @@ def _load_jsonl(path: Path) -> Trajectories:
                 has_r = "rewards" in row
             if has_r != ("rewards" in row):
                 raise DemoFileError(f"{path}, line {lineno}: 'rewards' must be given for every episode or none")
-            S.append(row["states"]); A.append(row["actions"])
             if has_r:
-                R.append(row["rewards"])
-            term.append(bool(row.get("terminated", False))); trunc.append(bool(row.get("truncated", False)))
+                r = row["rewards"]
+                if not isinstance(r, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      and math.isfinite(x) for x in r):
+                    raise DemoFileError(f"{path}, line {lineno}: 'rewards' must be a list of finite numbers: "
+                                        f"got {json.dumps(r)[:60]}")
+                R.append(r)
+            S.append(row["states"]); A.append(row["actions"])
+            for key, out in (("terminated", term), ("truncated", trunc)):
+                v = row.get(key, False)
+                if not isinstance(v, bool):
+                    raise DemoFileError(f"{path}, line {lineno}: {key!r} must be true or false: got {v!r}")
+                out.append(v)
     if not S:
         raise DemoFileError(f"{path}: contains no trajectories (the dataset is empty)")
     return Trajectories.from_lists(S, A, rewards=R if has_r else None, terminated=term, truncated=trunc)
-
-
-def _load_csv(path: Path) -> Trajectories:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        need = {"episode", "step", "state", "action"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise DemoFileError(f"{path}: header must contain {sorted(need)}: got {reader.fieldnames}")
-        episodes: dict[str, dict[str, list]] = {}
-        order: list[str] = []
-        for lineno, row in enumerate(reader, 2):
-            ep = row["episode"]
-            if ep not in episodes:
-                episodes[ep] = {"s": [], "a": [], "r": [], "end": [""]}
-                order.append(ep)
-            e = episodes[ep]
-            try:
-                step = int(row["step"])
-                s = int(row["state"])
-            except (TypeError, ValueError):
-                raise DemoFileError(f"{path}, line {lineno}: step and state must be integers: got "
-                                    f"{row['step']!r}, {row['state']!r}") from None
-            if step != len(e["s"]):
-                raise DemoFileError(f"{path}, line {lineno}: episode {ep} expects step {len(e['s'])}, got {step}")
-            if e["end"][0] == "closed":
-                raise DemoFileError(f"{path}, line {lineno}: episode {ep} continues after a row with no action")
-            e["s"].append(s)
-            act = (row.get("action") or "").strip()
-            if act == "":
-                e["end"][0] = "closed"
-                e["flag"] = (row.get("end") or "").strip()
-            else:
-                try:
-                    e["a"].append(int(act))
-                except ValueError:
-                    raise DemoFileError(f"{path}, line {lineno}: action must be an integer: got {act!r}") from None
-                rew = (row.get("reward") or "").strip()
-                if rew:
-                    try:
-                        e["r"].append(float(rew))
-                    except ValueError:
-                        raise DemoFileError(f"{path}, line {lineno}: reward must be a number: got {rew!r}") from None
-    if not order:
-        raise DemoFileError(f"{path}: contains no trajectories (the dataset is empty)")
-    for ep in order:
-        if episodes[ep]["end"][0] != "closed":
-            raise DemoFileError(f"{path}: episode {ep} has no final row (a state with an empty action)")
-        flag = episodes[ep].get("flag", "")
-        if flag not in ("", "terminated", "truncated"):
-            raise DemoFileError(f"{path}: episode {ep} has end {flag!r}; expected terminated, truncated or empty")
-    # rewards sit on action rows: episodes without actions say nothing about whether the file has rewards
-    with_r = [ep for ep in order if episodes[ep]["r"]]
-    partial = [ep for ep in order if len(episodes[ep]["r"]) not in (0, len(episodes[ep]["a"]))]
-    missing = [ep for ep in order if episodes[ep]["a"] and not episodes[ep]["r"]] if with_r else []
-    if partial or missing:
-        ep = (partial or missing)[0]
-        raise DemoFileError(f"{path}: rewards must be given on every action row or on none: episode {ep} has "
-                            f"{len(episodes[ep]['r'])} rewards for {len(episodes[ep]['a'])} actions")
-    use_r = bool(with_r)
-    return Trajectories.from_lists([episodes[e]["s"] for e in order], [episodes[e]["a"] for e in order],
-                                   rewards=[episodes[e]["r"] for e in order] if use_r else None,
-                                   terminated=[episodes[e].get("flag") == "terminated" for e in order],
-                                   truncated=[episodes[e].get("flag") == "truncated" for e in order])
 
 
 def _from_arrays(arrays: dict, meta: dict) -> Trajectories:
@@ -156,7 +94,5 @@ def _from_arrays(arrays: dict, meta: dict) -> Trajectories:
 register_format(_TRAJ_FORMAT, _from_arrays)
 register_format("", _from_arrays)  # an .npz without a format tag: plain trajectory arrays
 register_text_reader(".jsonl", _load_jsonl)
-register_text_reader(".csv", _load_csv)
 register_writer(Trajectories, ".npz", _save_npz)
 register_writer(Trajectories, ".jsonl", _save_jsonl)
-register_writer(Trajectories, ".csv", _save_csv)

@@ -329,12 +329,10 @@ class WorldState:
                                    "start": self.start, "start_distribution": self.start_distribution})
 
     def save(self, path: Any) -> None:
-        """Write a versioned ``.npz`` atomically (no pickle); read it back with :func:`demos.load`."""
-        from pathlib import Path
+        """Write a versioned ``.npz`` (or ``.csv`` / ``.jsonl`` by extension) atomically; read it with :func:`demos.load`."""
+        from demos.io import save
 
-        if Path(path).suffix != ".npz":
-            raise DemoValidationError(f"WorldState files are .npz: got {str(path)!r}")
-        self._save_npz(path)
+        save(self, path)
 
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "WorldState":

@@ -472,6 +472,10 @@ N_STARTS_OPTION = typer.Option(None, "--n-starts", min=1,
                                     "random restarts; nested models' optima are added on top (default: 1 for "
                                     "concave problems, 3 otherwise), e.g. --n-starts 5.")
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No live progress display, e.g. --quiet in scripts and logs.")
+COLUMNS_OPTION = typer.Option(None, "--columns",
+                              help="Column names of per-step .csv/.jsonl data files, ours=theirs separated by "
+                                   "commas (ours: episode, step, state, action, reward, next_state, terminated, "
+                                   "truncated, end), e.g. --columns episode=ep,state=obs,action=act.")
 SAMPLES_OPTION = typer.Option(None, "--samples", min=1,
                               help="Posterior draws per chain (sampling solvers such as bayes; default 1000), "
                                    "e.g. --samples 500.")
@@ -538,7 +542,7 @@ EVIDENCE_KINDS = ["trajectories", "state-only", "transitions", "comparisons", "c
 
 
 def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed: int, robot: Optional[Path],
-                       stay_action: int, kwargs: dict) -> Any:
+                       stay_action: int, kwargs: dict, *, columns: Optional[str] = None) -> Any:
     """Evidence other than demonstrations and world states, from ``model`` on ``truth``."""
     import demos
     import human_models as hm
@@ -550,7 +554,7 @@ def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed
     if kind == "comparisons":
         return demos.Comparisons.simulate(mdp, model, truth, n, rng=seed)
     if robot is not None:
-        robot_data = demos.load(robot)
+        robot_data = demos.load(robot, columns=columns)
         if not isinstance(robot_data, demos.Trajectories):
             raise CLIError(f"--robot {robot}: expected trajectories, found {type(robot_data).__name__}")
         robot_data.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
@@ -581,7 +585,7 @@ def simulate(
     json_out: bool = JSON_OPTION,
     evidence: str = typer.Option("trajectories", "--evidence",
                                  help="What to simulate: " + ", ".join(EVIDENCE_KINDS) + "; e.g. "
-                                      "--evidence comparisons. Choice evidence is saved as .npz."),
+                                      "--evidence comparisons."),
     robot: Optional[Path] = typer.Option(None, "--robot",
                                          help="Robot trajectories (.npz/.jsonl/.csv) that the human corrects or "
                                               "stops (corrections, estops); default: near-random behaviour, "
@@ -589,6 +593,7 @@ def simulate(
     stay_action: int = typer.Option(0, "--stay-action", min=0,
                                     help="The action that keeps the robot in place once stopped (estops), "
                                          "e.g. --stay-action 0."),
+    columns: Optional[str] = COLUMNS_OPTION,
 ) -> None:
     """Simulate evidence of a human model acting on the environment's true reward.
 
@@ -603,7 +608,7 @@ def simulate(
 
     if evidence not in EVIDENCE_KINDS:
         raise _known("evidence kind", evidence, EVIDENCE_KINDS)
-    known_ext = [".csv", ".jsonl", ".npz"] if evidence == "trajectories" else [".npz"]
+    known_ext = [".csv", ".jsonl", ".npz"]
     if out.suffix not in known_ext:
         raise CLIError(f"--out {out}: unknown extension {out.suffix!r} for {evidence}; known: "
                        f"{', '.join(known_ext)}", code=2)
@@ -627,7 +632,7 @@ def simulate(
     if not getattr(model, "finite_lookahead", False):
         mdp.check_well_posed()
     if evidence != "trajectories":
-        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, {})
+        data = _simulate_evidence(evidence, mdp, model, truth, n, seed, robot, stay_action, {}, columns=columns)
         demos.save(data, out)
         _report(json_out, report | {"data": repr(data)}, f"Wrote {data!r} of {model!r} in {mdp.name} to {out}")
         return
@@ -715,6 +720,7 @@ def fit(
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue an interrupted sampling run from its checkpoint "
                                      "NAME.partial.npz next to --out, e.g. --resume."),
+    columns: Optional[str] = COLUMNS_OPTION,
 ) -> None:
     """Infer the reward behind demonstrations and save it.
 
@@ -753,7 +759,7 @@ def fit(
     prior_obj = _make_prior(prior)
     import irl
 
-    loaded = [demos.load(path) for path in data]
+    loaded = [demos.load(path, columns=columns) for path in data]
     if estimate_dynamics:
         mdp = _estimated_env(loaded, env, n_states=n_states, n_actions=n_actions, pseudocount=pseudocount,
                              unvisited=unvisited, horizon=horizon, discount=discount)
@@ -1073,6 +1079,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as one JSON object, e.g. --json."),
     horizon: Optional[int] = HORIZON_OPTION,
     discount: Optional[float] = DISCOUNT_OPTION,
+    columns: Optional[str] = COLUMNS_OPTION,
 ) -> None:
     """Judge a policy under the environment's true reward, next to the optimum and the human.
 
@@ -1100,7 +1107,7 @@ def evaluate(
                               "policy_return": v_pol, "expected_value_difference": evd,
                               "evd_fraction_of_optimal": frac, "random_return": v_rand}
     if data is not None:
-        obs = demos.load(data)
+        obs = demos.load(data, columns=columns)
         if hasattr(obs, "validate"):
             obs.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
         returns = _episode_returns(mdp, obs, truth)

@@ -614,6 +614,61 @@ class Posterior:
         return fig
 
     # ------------------------------------------------------------- files
+    def to_arviz(self, *, log_likelihood: Any = None) -> Any:
+        """This posterior as an ArviZ ``InferenceData`` (needs the ``arviz`` extra).
+
+        Groups: ``posterior`` with ``theta`` (``chain, draw, reward_param``, named by
+        :attr:`param_names`) and one variable per human parameter; ``sample_stats``
+        with ``lp`` (the log-joint, when known) and ``diverging`` (when the sampler
+        recorded which draws diverged); ``log_likelihood`` with ``obs``
+        (``chain, draw, obs_id``) when ``log_likelihood`` is given. To compute it from
+        the data use :func:`irl.adapters.to_arviz`.
+
+        Args:
+            log_likelihood: ``(chains, draws, n)`` or ``(chains * draws, n)`` pointwise
+                log-likelihoods (e.g. :func:`irl.compare.pointwise_log_likelihood` with
+                ``max_draws=None``).
+
+        Raises:
+            ImportError: arviz is not installed.
+            ValueError: a log-likelihood whose shape does not match the draws.
+
+        Example:
+            >>> import numpy as np, irl
+            >>> post = irl.Posterior(theta=np.zeros((2, 50, 3)), human={"boltzmann.beta": np.ones((2, 50))})
+            >>> idata = post.to_arviz(log_likelihood=np.zeros((100, 7)))
+            >>> idata.posterior["theta"].shape, idata.log_likelihood["obs"].shape
+            ((2, 50, 3), (2, 50, 7))
+        """
+        try:
+            with warnings.catch_warnings():  # arviz announces its coming refactor on import
+                warnings.simplefilter("ignore", FutureWarning)
+                import arviz as az
+        except ImportError:
+            raise ImportError("Posterior.to_arviz needs arviz: pip install 'pluggable-irl[arviz]'") from None
+        c, d = self.n_chains, self.n_draws
+        post: dict[str, np.ndarray] = {"theta": self.theta, **self.human}
+        stats: dict[str, np.ndarray] = {}
+        if self.log_density is not None:
+            stats["lp"] = np.asarray(self.log_density, dtype=np.float64).reshape(c, d)
+        where = self.info.get("divergent_draws")
+        if where is not None:
+            div = np.zeros((c, d), bool)
+            idx = np.asarray(where, dtype=np.int64).reshape(-1, 2)
+            div[idx[:, 0], idx[:, 1]] = True
+            stats["diverging"] = div
+        ll = None
+        if log_likelihood is not None:
+            ll = np.asarray(log_likelihood, dtype=np.float64)
+            if ll.ndim == 2 and ll.shape[0] == c * d:
+                ll = ll.reshape(c, d, -1)
+            if ll.ndim != 3 or ll.shape[:2] != (c, d):
+                raise ValueError(f"log_likelihood must have shape ({c}, {d}, n) or ({c * d}, n) for {c} chains of "
+                                 f"{d} draws: got {np.shape(log_likelihood)}")
+        return az.from_dict(posterior=post, sample_stats=stats or None,
+                            log_likelihood=None if ll is None else {"obs": ll},
+                            coords={"reward_param": list(self.param_names)}, dims={"theta": ["reward_param"]})
+
     def save(self, path: str) -> None:
         """Write a versioned ``.npz`` atomically (no pickle); the fitted objects are not stored.
 

@@ -99,14 +99,15 @@ def test_batched_reward_gives_stacked_likelihoods():
     assert batch.shape == (3,) and torch.allclose(batch, single)
 
 
+@pytest.mark.parametrize("ext", ["npz", "csv", "jsonl"])
 @pytest.mark.parametrize("kind", ["comparisons", "estops", "corrections"])
-def test_choice_files_round_trip(tmp_path, kind):
+def test_choice_files_round_trip(tmp_path, kind, ext):
     env = irl.envs.make("gridworld-5x5")
     d = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, 4, seed=0)
     ev = {"comparisons": lambda: demos.Comparisons.simulate(env, hm.Boltzmann(1.0), env.true_reward, 5, rng=0),
           "estops": lambda: demos.EStops.simulate(env, hm.Boltzmann(1.0), env.true_reward, d, stay_action=0, rng=0),
           "corrections": lambda: demos.Corrections.simulate(env, hm.Boltzmann(1.0), env.true_reward, d, rng=0)}[kind]()
-    path = tmp_path / f"{kind}.npz"
+    path = tmp_path / f"{kind}.{ext}"
     ev.save(path)
     back = demos.load(path)
     assert type(back) is type(ev) and back.kind == kind

@@ -349,10 +349,41 @@ def test_world_state_evidence_from_the_shell(tmp_path):
 def test_evidence_option_errors(tmp_path):
     assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "telepathy", "--out", tmp_path / "x.npz"),
                        "unknown evidence kind 'telepathy'", "comparisons", "world-state")
-    assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "comparisons", "--out", tmp_path / "x.csv"),
-                       "unknown extension '.csv' for comparisons")
+    assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "comparisons", "--out", tmp_path / "x.txt"),
+                       "unknown extension '.txt' for comparisons")
     assert_clean_error(invoke("simulate", "--env", ENV, "--evidence", "estops", "--stay-action", "9", "--out",
                               tmp_path / "x.npz"), "--stay-action 9 is out of range")
+
+
+@pytest.mark.parametrize("kind", ["comparisons", "transitions", "state-only"])
+def test_every_evidence_kind_as_csv_from_the_shell(tmp_path, kind):
+    out = tmp_path / f"{kind}.csv"
+    ok("simulate", "--env", ENV, "--evidence", kind, "--n", "20", "--out", out)
+    assert type(demos.load(out)).__name__ == {"comparisons": "Comparisons", "transitions": "Transitions",
+                                              "state-only": "StateOnly"}[kind]
+    ok("fit", out, "--env", ENV, "--out", tmp_path / "r.npz", "--quiet")
+
+
+def test_columns_option_reads_a_gymnasium_style_log(tmp_path):
+    """A per-step log with its own column names and no final rows, through fit and evaluate."""
+    d = demos.simulate(irl.envs.make(ENV), hm.Boltzmann(2.0), irl.envs.make(ENV).true_reward, 30, seed=0)
+    rows = ["ep,t,obs,act,obs2,done"]
+    for i, tr in enumerate(d):
+        for t in range(len(tr.actions)):
+            rows.append(f"{i},{t},{tr.states[t]},{tr.actions[t]},{tr.states[t + 1]},"
+                        f"{int(tr.terminated and t == len(tr.actions) - 1)}")
+    log = tmp_path / "log.csv"
+    log.write_text("\n".join(rows) + "\n")
+    cols = "episode=ep,step=t,state=obs,action=act,next_state=obs2,terminated=done"
+    assert_clean_error(invoke("fit", log, "--env", ENV, "--out", tmp_path / "r.npz"), "header must contain",
+                       "found ['act', 'done', 'ep', 'obs', 'obs2', 't']")
+    ok("fit", log, "--env", ENV, "--out", tmp_path / "r.npz", "--quiet", "--columns", cols)
+    direct = irl.MaxEnt(human=hm.Boltzmann(1.0)).fit(irl.envs.make(ENV), d.subset(d.lengths > 0))
+    est = irl.RewardEstimate.load(str(tmp_path / "r.npz"))
+    assert np.allclose(est.theta, direct.theta, atol=1e-5)
+    ok("plan", tmp_path / "r.npz", "--env", ENV, "--out", tmp_path / "p.npz")
+    res = ok("evaluate", tmp_path / "p.npz", "--env", ENV, "--data", log, "--columns", cols, "--json")
+    assert "human_return" in res.stdout
 
 
 # ------------------------------------------------------------------- compare

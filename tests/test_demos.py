@@ -315,12 +315,12 @@ _CSV_HEAD = "episode,step,state,action,reward,end"
 
 @pytest.mark.parametrize("rows, message", [
     (["episode,step,action", "0,0,1"], r"header must contain \['action', 'episode', 'state', 'step'\]"),
-    ([_CSV_HEAD, "0,0,0,1,,", "0,1,x,,,"], r"line 3: step and state must be integers: got '1', 'x'"),
+    ([_CSV_HEAD, "0,0,0,1,,", "0,1,x,,,"], r"line 3: state must be an integer id: got 'x'"),
     ([_CSV_HEAD, "0,0,0,1,,", "0,1,2,,,", "1,0,3,0,,", "1,1,1,1,,"],
      r"episode 1 has no final row \(a state with an empty action\)"),
     ([_CSV_HEAD, "0,0,0,1,,", "0,2,2,,,"], r"line 3: episode 0 expects step 1, got 2"),
     ([_CSV_HEAD, "0,0,0,1,,", "0,1,2,,,", "0,2,3,,,"], r"line 4: episode 0 continues after a row with no action"),
-    ([_CSV_HEAD, "0,0,0,a,,", "0,1,2,,,"], r"line 2: action must be an integer: got 'a'"),
+    ([_CSV_HEAD, "0,0,0,a,,", "0,1,2,,,"], r"line 2: action must be an integer id: got 'a'"),
     ([_CSV_HEAD, "0,0,0,1,abc,", "0,1,2,,,"], r"line 2: reward must be a number: got 'abc'"),
     ([_CSV_HEAD, "0,0,0,1,,", "0,1,2,,,done"], r"episode 0 has end 'done'; expected terminated, truncated or empty"),
     ([_CSV_HEAD], r"contains no trajectories"),

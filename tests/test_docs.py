@@ -33,7 +33,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXECUTED_PAGES = (sorted(DOCS.glob("tutorials/*.md")) + sorted(DOCS.glob("evidence/*.md"))
-                  + [DOCS / "getting-started.md", DOCS / "guides" / "your-own-problem.md"])
+                  + [DOCS / "getting-started.md", DOCS / "guides" / "your-own-problem.md",
+                     DOCS / "guides" / "interoperability.md"])
 PACKAGES = ("irl", "human_models", "priors", "demos")
 
 _FENCE = re.compile(r"^```([\w-]*)([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

@@ -279,8 +279,15 @@ def test_save_load_round_trip(tmp_path, kind):
         float(ws.log_likelihood_under(hm.Boltzmann(1.0), mdp, REWARD))
     ws.save(tmp_path / "again.npz")
     assert demos.load_arrays(tmp_path / "again.npz")[0] == "pluggable-irl/world-state"
-    with pytest.raises(DemoValidationError, match="WorldState files are .npz"):
-        ws.save(tmp_path / "ws.jsonl")
+    for ext in ("jsonl", "csv"):  # the text layouts hold the same observation
+        ws.save(tmp_path / f"ws.{ext}")
+        text = demos.load(tmp_path / f"ws.{ext}")
+        assert isinstance(text, demos.WorldState) and text.horizon == ws.horizon
+        np.testing.assert_array_equal(text.states, ws.states)
+        for a, b in ((text.start, ws.start), (text.start_distribution, ws.start_distribution)):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
 
 
 def test_load_rejects_broken_world_state_files(tmp_path):

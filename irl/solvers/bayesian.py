@@ -243,6 +243,8 @@ class BayesianIRL:
                                               n_evidence=len(joint.evidence), reparam=_reparam_label(reparam),
                                               resumed_from_draws=resumed))
         post.info["stats"] = {k: float(np.mean(v)) for k, v in res.stats.items()}
+        if "diverging" in res.stats:  # which draws diverged, as (chain, draw) pairs (for ArviZ's sample_stats)
+            post.info["divergent_draws"] = np.argwhere(np.asarray(res.stats["diverging"], bool)).tolist()
         if check:
             post.check(stacklevel=2)
         return post
