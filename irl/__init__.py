@@ -24,10 +24,11 @@ from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL
 from irl import adapters  # layer 5: its third-party imports happen only when an adapter is used
+from irl import datasets
 
 from irl._version import __version__
 
 __all__ = ["TabularMDP", "MDPValidationError", "planning", "rewards", "autodiff", "envs", "Evidence", "LogJoint",
            "MaxEnt", "RewardEstimate", "plan", "metrics", "__version__",
            "BayesianIRL", "Posterior", "ConvergenceWarning", "compare", "compare_posteriors", "PosteriorScore",
-           "FlatDirection", "IdentifiabilityWarning", "LocalOptimaWarning", "adapters"]
+           "FlatDirection", "IdentifiabilityWarning", "LocalOptimaWarning", "adapters", "datasets"]

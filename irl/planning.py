@@ -850,7 +850,7 @@ def _newton_ok(mdp: TabularMDP, pi: np.ndarray) -> bool:
 
 def _q_infinite(mdp: TabularMDP, r: np.ndarray, soft: bool, tol: float, max_iter: int, log_policy: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stationary ``q``, ``v``, ``pi`` with ``|T v - v| <= tol``.
+    """Stationary ``q``, ``v``, ``pi`` with ``|T v - v| <= tol`` (or within float64 resolution of ``|v|``).
 
     Value iteration for up to ``_VI_SWEEPS`` sweeps; if it has not converged by then,
     Newton's method on ``v = T v``: evaluate the current policy exactly (one linear
@@ -915,7 +915,9 @@ def _q_infinite(mdp: TabularMDP, r: np.ndarray, soft: bool, tol: float, max_iter
             delta = sweep(v)
         sweeps += 1
         v, v_new = v_new, v
-        if delta <= tol:
+        # float64 resolves a value V only to about 1e-16 |V|: large rewards (an optimiser's trial steps)
+        # need the tolerance relative to the values' size, or the sweeps stall above it
+        if delta <= tol or delta <= 64 * np.finfo(np.float64).eps * float(np.max(np.abs(v), initial=0.0)):
             break
     else:
         raise ConvergenceError(

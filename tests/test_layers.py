@@ -24,7 +24,7 @@ LAYERS = {
     "irl.mdp": 2, "irl.planning": 2, "irl.autodiff": 2, "irl.rewards": 2, "irl.gym_tables": 2, "irl.metalevel": 2,
     "priors": 3, "human_models": 3,
     "irl.evidence": 4, "irl.solvers": 4, "irl.posterior": 4, "irl.plan": 4, "irl.active": 4, "irl.constraints": 4, "irl.robust": 4, "irl.side_effects": 4, "irl.norms": 4,
-    "irl.metrics": 4, "irl.envs": 4,
+    "irl.metrics": 4, "irl.envs": 4, "irl.datasets": 4,
     "irl.compare": 5, "irl.metalevel.population": 5, "irl.lightning": 5, "irl.adapters": 5,
     "irl.workflows": 5,
     "irl.cli": 6, "irl.commands": 6, "irl.demo": 6,

@@ -1,7 +1,8 @@
 """Named environments: ``irl.envs.make(name)``, ``irl.envs.names()``, ``irl.envs.true_reward(env)``.
 
 Built in: ``gridworld-5x5``, ``gridworld-8x8``, ``gridworld-16x16`` (terrain
-gridworlds), ``aima-4x3`` (Russell & Norvig), and with the ``gymnasium`` extra
+gridworlds), ``aima-4x3`` (Russell & Norvig), ``objectworld`` and ``binaryworld``
+(one map per ``seed``), and with the ``gymnasium`` extra
 ``frozenlake-4x4``, ``frozenlake-8x8``, ``taxi``, ``cliffwalking``.
 """
 
@@ -124,3 +125,13 @@ register("mouselab-312", mouselab.mouselab_312,
 register("metareasoning-bernoulli", metareasoning_bernoulli,
          "Bernoulli metareasoning (Hay et al. 2012): k options with Beta beliefs, sample one per computation, "
          "stop picks the best posterior mean; k=3, prior=(1, 1), horizon=10, cost=0; meta-level problem in env.meta")
+
+# Objectworld and binaryworld (Levine et al. 2011; Wulfmeier et al. 2015): nonlinear rewards, one map per seed
+from irl.envs import objectworld as _objectworld  # noqa: E402
+
+register("objectworld", _objectworld.objectworld,
+         "Levine et al.'s objectworld (default 32x32, 2 colours, discrete features, seed=...), slip 0.3, "
+         "discount 0.9; nonlinear reward +5/-10/0")
+register("binaryworld", _objectworld.binaryworld,
+         "Wulfmeier et al.'s binaryworld (default 32x32, seed=...): reward +1/-1 for 4/5 blue cells in the "
+         "3x3 neighbourhood")

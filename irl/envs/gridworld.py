@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from irl.mdp import MDPValidationError, TabularMDP
 
-__all__ = ["gridworld", "ACTIONS", "TERRAIN"]
+__all__ = ["gridworld", "grid_transitions", "ACTIONS", "TERRAIN"]
 
 #: Action names and their (row, col) moves.
 ACTIONS = {"stay": (0, 0), "up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -21,6 +21,33 @@ def _terrain(rows: int, cols: int, seed: int) -> np.ndarray:
     t[0, 0] = 1
     t[rows - 1, cols - 1] = 0
     return t
+
+
+def grid_transitions(rows: int, cols: int, slip: float) -> sp.csr_matrix:
+    """Sparse ``(S*A, S)`` transitions of a grid with the five :data:`ACTIONS`.
+
+    The intended move happens with probability ``1 - slip``; with probability
+    ``slip`` a uniformly random one of the five actions is taken instead (so the
+    intended move has ``1 - slip + slip / 5`` in total, each other ``slip / 5``).
+    Moves off the grid leave the agent in place; state ``s`` is cell ``divmod(s, cols)``.
+
+    Example:
+        >>> P = grid_transitions(2, 2, 0.375)
+        >>> round(float(P[0 * 5 + 4, 1]), 3)  # right from (0, 0): 0.7 intended
+        0.7
+    """
+    S, A = rows * cols, len(ACTIONS)
+    r, c = np.divmod(np.arange(S), cols)
+    moves = np.array(list(ACTIONS.values()))
+    nr = np.clip(r[:, None] + moves[None, :, 0], 0, rows - 1)
+    nc = np.clip(c[:, None] + moves[None, :, 1], 0, cols - 1)
+    dest = nr * cols + nc  # (S, A) deterministic destination of each move
+    # row (s, a): (1 - slip) on dest[s, a], slip / A on each dest[s, b]
+    rows_idx = np.repeat(np.arange(S * A), A + 1)
+    cols_idx = np.concatenate([dest[:, :, None], np.repeat(dest[:, None, :], A, axis=1)], axis=2).reshape(-1)
+    vals = np.tile(np.concatenate([[1.0 - slip], np.full(A, slip / A)]), S * A)
+    P = sp.csr_matrix((vals, (rows_idx, cols_idx)), shape=(S * A, S))
+    return P
 
 
 def gridworld(rows: int, cols: int | None = None, *, terrain: np.ndarray | None = None, slip: float = 0.1,
@@ -63,16 +90,7 @@ def gridworld(rows: int, cols: int | None = None, *, terrain: np.ndarray | None 
     if len(weights) != len(TERRAIN):
         raise MDPValidationError(f"weights must have {len(TERRAIN)} entries {TERRAIN}: got {len(weights)}")
     S, A = rows * cols, len(ACTIONS)
-    r, c = np.divmod(np.arange(S), cols)
-    moves = np.array(list(ACTIONS.values()))
-    nr = np.clip(r[:, None] + moves[None, :, 0], 0, rows - 1)
-    nc = np.clip(c[:, None] + moves[None, :, 1], 0, cols - 1)
-    dest = nr * cols + nc  # (S, A) deterministic destination of each move
-    # row (s, a): (1 - slip) on dest[s, a], slip / A on each dest[s, b]
-    rows_idx = np.repeat(np.arange(S * A), A + 1)
-    cols_idx = np.concatenate([dest[:, :, None], np.repeat(dest[:, None, :], A, axis=1)], axis=2).reshape(-1)
-    vals = np.tile(np.concatenate([[1.0 - slip], np.full(A, slip / A)]), S * A)
-    P = sp.csr_matrix((vals, (rows_idx, cols_idx)), shape=(S * A, S))
+    P = grid_transitions(rows, cols, slip)
     feats = np.eye(len(TERRAIN))[t.reshape(-1)]
     if horizon is None and discount >= 1.0:
         horizon = 2 * (rows + cols)

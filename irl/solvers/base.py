@@ -119,7 +119,9 @@ class LogJoint:
         check_reward_prior(prior)
         self.evidence, self.reward_model, self.prior = evidence, reward_model, prior
         for i, ev in enumerate(evidence):
-            if (ev.mdp.n_states, ev.mdp.n_actions) != (reward_model.n_states, reward_model.n_actions):
+            if getattr(reward_model, "per_mdp", False):  # a reward per MDP (e.g. a network over each map's features)
+                reward_model.check_layout(ev.mdp)
+            elif (ev.mdp.n_states, ev.mdp.n_actions) != (reward_model.n_states, reward_model.n_actions):
                 raise ValueError(f"evidence {i} is in an MDP with (S, A) = ({ev.mdp.n_states}, {ev.mdp.n_actions}) "
                                  f"but the reward model expects ({reward_model.n_states}, {reward_model.n_actions})")
             if not getattr(ev.human, "finite_lookahead", False) and hasattr(ev.mdp, "check_well_posed"):
@@ -174,7 +176,8 @@ class LogJoint:
     def initial_point(self) -> torch.Tensor:
         """Zeros for the reward and each human prior's central value (unconstrained)."""
         u = [pr.to_unconstrained(pr.initial_value()) for _, _, pr in self.continuous]
-        return torch.cat([torch.zeros(self.n_reward, dtype=torch.float64),
+        start = getattr(self.reward_model, "initial_theta", None)
+        return torch.cat([start() if start is not None else torch.zeros(self.n_reward, dtype=torch.float64),
                           torch.stack(u) if u else torch.zeros(0, dtype=torch.float64)])
 
     def _check(self, x: Any) -> torch.Tensor:
@@ -201,7 +204,24 @@ class LogJoint:
         bound = [h.bind(**vals) if vals else h for h, vals in zip(self.humans, values)]
         return bound, lp
 
-    def _group_terms(self, k: int, human: Any, reward: torch.Tensor) -> torch.Tensor:
+    def _rewards(self, theta: torch.Tensor) -> Any:
+        """``mdp -> reward (..., S, A)``: one evaluation in total, or one per MDP for a ``per_mdp`` model."""
+        model = self.reward_model
+        if not getattr(model, "per_mdp", False):
+            reward = model(theta)
+            return lambda mdp: reward
+        cache: dict[int, torch.Tensor] = {}
+        if theta.ndim == 1 and hasattr(model, "rewards"):  # one network pass per group of same-sized maps
+            mdps = list({id(ev.mdp): ev.mdp for ev in self.evidence}.values())
+            cache.update(zip(map(id, mdps), model.rewards(mdps, theta)))
+
+        def of(mdp: Any) -> torch.Tensor:
+            if id(mdp) not in cache:
+                cache[id(mdp)] = model.reward_for(mdp, theta)
+            return cache[id(mdp)]
+        return of
+
+    def _group_terms(self, k: int, human: Any, reward: Any) -> torch.Tensor:
         """Log-likelihood of group ``k`` for each combination of its discrete parameters: ``(C, ...)``."""
         combos: list[dict[str, Any]] = [{}]
         logp = [torch.zeros((), dtype=torch.float64)]
@@ -212,14 +232,14 @@ class LogJoint:
         terms = []
         for combo, lp in zip(combos, logp):
             h = human.bind(**combo) if combo else human
-            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward, ev.observation) for ev in self.groups[k]))
+            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward(ev.mdp), ev.observation) for ev in self.groups[k]))
         return torch.stack(terms)
 
     def log_likelihood(self, x: Any) -> torch.Tensor:
         """Sum of the evidence log-likelihoods at ``x`` (discrete human parameters summed out)."""
         x = self._check(x)
         bound, _ = self._bound_humans(x, jacobian=False)
-        reward = self.reward_model(x[..., :self.n_reward])
+        reward = self._rewards(x[..., :self.n_reward])
         total = torch.zeros(x.shape[:-1], dtype=x.dtype)
         for k, h in enumerate(bound):
             total = total + torch.logsumexp(self._group_terms(k, h, reward), dim=0)
@@ -236,7 +256,7 @@ class LogJoint:
         """Conditional posterior of each discrete human parameter at ``x`` (unbatched)."""
         x = self._check(x).detach()
         bound, _ = self._bound_humans(x, jacobian=False)
-        reward = self.reward_model(x[..., :self.n_reward])
+        reward = self._rewards(x[..., :self.n_reward])
         out: dict[str, dict[Any, float]] = {}
         with torch.no_grad():
             for k, h in enumerate(bound):
@@ -319,6 +339,8 @@ class RewardEstimate:
         flat_directions: directions along which the log-likelihood is flat at the
             estimate (see :class:`FlatDirection`); empty when every parameter is identified.
         problems: why the estimate may not be trusted as it is (empty when all is well).
+        reward_model: the fitted reward model (a :class:`~irl.rewards.NeuralReward` holds
+            the trained network: ``est.reward_model.reward(other_mdp)``); not written by :meth:`save`.
     """
 
     reward: np.ndarray
@@ -339,6 +361,7 @@ class RewardEstimate:
     def identifiable(self) -> bool:
         """``False`` when the likelihood is flat along some direction (see :attr:`flat_directions`)."""
         return not self.flat_directions
+    reward_model: Any = field(default=None, repr=False, compare=False)
 
     @property
     def state_reward(self) -> np.ndarray:

@@ -85,16 +85,27 @@ class MaxEnt:
             iteration (the count restarts at each start).
         n_starts: the ``init`` start plus ``n_starts - 1`` random ones (``None``: 1 for
             concave problems, 3 otherwise); nested starts come on top.
-        seed: seed of the random starts.
+        seed: seed of the random starts (and of Adam's minibatch draws).
         nested: start at the optimum of each nested model.
         start_tol: absolute tolerance (log-joint units) for "reached the best value".
         identifiability: compute flat directions and the canonical point.
         flat_tol: relative eigenvalue threshold of a flat direction.
+        optimizer: ``"lbfgs"`` (default; small models) or ``"adam"`` (large networks, many
+            evidence items): ``max_iter`` steps of Adam per start with learning rate ``lr``,
+            each on ``batch_size`` evidence items drawn at random (default all), the
+            log-likelihood scaled up to the whole data (an unbiased estimate of the
+            log-joint); "converged" then means the full gradient at the end is below
+            ``tol``. Minibatches need human models with fixed parameters. With Adam,
+            ``n_starts`` defaults to 1. For many maps in several processes see
+            :mod:`irl.lightning`.
+        lr: Adam's learning rate.
+        batch_size: evidence items per Adam step (``None``: all).
         check: warn (:class:`~irl.solvers.base.LocalOptimaWarning`,
             :class:`~irl.solvers.base.IdentifiabilityWarning`) about ``problems``.
 
     Raises:
-        ValueError: ``n_starts < 1``, a negative ``start_tol``, or ``flat_tol`` outside ``(0, 1)``.
+        ValueError: ``n_starts < 1``, a negative ``start_tol``, ``flat_tol`` outside ``(0, 1)``, an
+            unknown ``optimizer`` or ``batch_size < 1``.
 
     Example:
         >>> import irl, human_models as hm, demos
@@ -119,7 +130,8 @@ class MaxEnt:
     def __init__(self, human: Any = None, *, reward_model: RewardModel | None = None, prior: Any = None,
                  max_iter: int = 500, tol: float = 1e-8, callback: Callable[[int, float, float], None] | None = None,
                  n_starts: int | None = None, seed: int = 0, nested: bool = True, start_tol: float = 1e-2,
-                 identifiability: bool = True, flat_tol: float = 1e-6, check: bool = True) -> None:
+                 identifiability: bool = True, flat_tol: float = 1e-6, check: bool = True,
+                 optimizer: str = "lbfgs", lr: float = 1e-2, batch_size: int | None = None) -> None:
         if human is None:
             from human_models import Boltzmann
 
@@ -130,6 +142,10 @@ class MaxEnt:
             raise ValueError(f"start_tol must be a finite number >= 0: got {start_tol!r}")
         if not 0.0 < float(flat_tol) < 1.0:
             raise ValueError(f"flat_tol must lie in (0, 1): got {flat_tol!r}")
+        if optimizer not in ("lbfgs", "adam"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; known: lbfgs, adam")
+        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None: got {batch_size!r}")
         check_reward_prior(prior)
         if callback is not None and not callable(callback):
             raise TypeError(f"MaxEnt callback must be callable(iteration, objective, grad_norm) or None: "
@@ -141,6 +157,8 @@ class MaxEnt:
         self.n_starts = None if n_starts is None else int(n_starts)
         self.seed, self.nested, self.start_tol = int(seed), bool(nested), float(start_tol)
         self.identifiability, self.flat_tol, self.check = bool(identifiability), float(flat_tol), bool(check)
+        self.optimizer, self.lr = optimizer, check_option("MaxEnt", "lr", lr, minimum=0.0, exclusive=True)
+        self.batch_size = None if batch_size is None else int(batch_size)
 
     # ------------------------------------------------------------------ fit
     def fit(self, env_or_evidence: Any, data: Any = None, *, init: Any = None,
@@ -188,11 +206,12 @@ class MaxEnt:
             centre = np.concatenate([est.theta, x0[model.n_params:]])
             if not np.array_equal(centre, start):
                 starts.append((f"nested:{label}+centre", centre))
-        n_random = (self._default_n_starts(joint, model) if self.n_starts is None else self.n_starts) - 1
+        n_random = (self._default_n_starts(joint, model, self.optimizer) if self.n_starts is None
+                    else self.n_starts) - 1
         rng = np.random.default_rng(self.seed)
         starts += [("random", self._random_start(joint, rng)) for _ in range(n_random if joint.dim else 0)]
-        runs = [dict(_lbfgs(joint, x, scale, self.max_iter, self.tol, self.callback, may_fail=name == "random"),
-                     start=name) for name, x in starts]
+        runs = [dict(self._run(joint, evidence, model, x, scale, may_fail=name == "random"), start=name)
+                for name, x in starts]
         best = max(runs, key=lambda r: r["value"] if math.isfinite(r["value"]) else -math.inf)
         reach = self.start_tol + 1e-6 * abs(best["value"])
         n_at_best = sum(1 for r in runs if r["value"] >= best["value"] - reach)
@@ -205,7 +224,7 @@ class MaxEnt:
         with torch.no_grad():
             ll = float(joint.log_likelihood(x))
             lp = float(joint.log_prior(x))
-            reward = model(x[:model.n_params]).numpy().copy()
+            reward = model.reward_for(evidence[0].mdp, x[:model.n_params]).numpy().copy()
             human_params: dict[str, Any] = {k: float(v) for k, v in joint.human_values(x).items()}
         human_params.update(joint.discrete_posterior(x))
         problems = self._problems(runs, best, n_at_best, nested, ll, reach, flat)
@@ -214,6 +233,8 @@ class MaxEnt:
             for p in problems:
                 warnings.warn(p, IdentifiabilityWarning if p.startswith("flat ") else LocalOptimaWarning,
                               stacklevel=2)
+        if hasattr(model, "set_theta"):  # a network keeps its trained weights: est.reward_model.reward(other_map)
+            model.set_theta(x[:model.n_params])
         xs = x.numpy()
         return RewardEstimate(
             reward=reward, theta=xs[:model.n_params].copy(), log_likelihood=ll, log_prior=lp,
@@ -225,11 +246,21 @@ class MaxEnt:
             info={"solver": "maxent", "human": repr(joint.humans[0] if len(joint.humans) == 1 else self.human),
                   "prior": repr(self.prior), "evaluations": sum(r["evaluations"] for r in runs),
                   "message": best["message"], "seconds": time.perf_counter() - t0, "n_evidence": len(evidence),
-                  "n_observations": n_obs, "n_free_params": joint.dim, "x": xs.tolist(), "best_start": best["start"]})
+                  "n_observations": n_obs, "n_free_params": joint.dim, "x": xs.tolist(), "best_start": best["start"]},
+            reward_model=model)
+
+    def _run(self, joint: LogJoint, evidence: list, model: RewardModel, x0: np.ndarray, scale: float, *,
+             may_fail: bool = False) -> dict[str, Any]:
+        """One optimiser run from ``x0`` with the chosen optimizer (a dict as :func:`_lbfgs` returns)."""
+        if self.optimizer == "lbfgs":
+            return _lbfgs(joint, x0, scale, self.max_iter, self.tol, self.callback, may_fail=may_fail)
+        return self._adam(joint, evidence, model, x0, scale)
 
     # ------------------------------------------------------------------ starts
     @staticmethod
-    def _default_n_starts(joint: LogJoint, model: RewardModel) -> int:
+    def _default_n_starts(joint: LogJoint, model: RewardModel, optimizer: str = "lbfgs") -> int:
+        if optimizer == "adam":  # a network trained by stochastic steps: restarts are the user's choice
+            return 1
         concave = (getattr(model, "linear", False) and not joint.continuous and not any(joint.discrete)
                    and all(getattr(h, "concave_in_reward", False) for h in joint.humans)
                    and all(getattr(ev.observation, "kind", None) == "trajectories" for ev in joint.evidence))
@@ -259,7 +290,8 @@ class MaxEnt:
                 continue
             seen.add(repr(nest.model))
             child = MaxEnt(nest.model, reward_model=model, prior=self.prior, max_iter=self.max_iter, tol=self.tol,
-                           seed=self.seed, start_tol=self.start_tol, identifiability=False, check=False)
+                           seed=self.seed, start_tol=self.start_tol, identifiability=False, check=False,
+                           optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size)
             est = child.fit([Evidence(ev.mdp, ev.observation, nest.model) for ev in evidence], nested_fits=given)
             out.append((repr(nest.model), nest.model, est, _start_from(joint, match, nest.model, est), match))
         return out
@@ -312,6 +344,43 @@ class MaxEnt:
                        f"determine the reward along them: compare rewards with irl.metrics.epic_distance, "
                        f"not raw correlation")
         return out
+
+    def _adam(self, joint: LogJoint, evidence: list, model: RewardModel, x0: np.ndarray,
+              scale: float) -> dict[str, Any]:
+        """``max_iter`` Adam steps on (minibatch estimates of) the log-joint per observation, as a run record."""
+        N = len(evidence)
+        B = N if self.batch_size is None else min(self.batch_size, N)
+        if B < N and (joint.dim != joint.n_reward or any(joint.discrete)):
+            raise ValueError(f"minibatches (batch_size={B} < {N} evidence items) need human models with fixed "
+                             f"parameters: {joint.param_names()[joint.n_reward:] + joint.discrete_names()} have "
+                             f"priors; use batch_size=None")
+        rng = np.random.default_rng(self.seed)
+        x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([x], lr=self.lr)
+        history: list[dict[str, float]] = []
+        for it in range(self.max_iter):
+            sub = joint if B == N else LogJoint([evidence[i] for i in rng.choice(N, B, replace=False)], model,
+                                                self.prior)
+            obj = sub.log_prior(x) + sub.log_likelihood(x) * (N / B)
+            opt.zero_grad()
+            (-obj * scale).backward()
+            g = x.grad.detach()
+            opt.step()
+            rec = {"iteration": it + 1, "objective": float(obj.detach()), "grad_norm": float(g.abs().max())}
+            history.append(rec)
+            if self.callback is not None:
+                self.callback(rec["iteration"], rec["objective"], rec["grad_norm"])
+        xe = x.detach().clone().requires_grad_(True)  # the full objective's gradient at the end decides "converged"
+        value_t = joint(xe, jacobian=False)
+        (-value_t * scale).backward()
+        value = float(value_t.detach())
+        with torch.no_grad():
+            ll = float(joint.log_likelihood(xe))
+        grad_ok = float(xe.grad.abs().max()) <= max(self.tol, 1e-5)
+        return {"x": xe.detach().numpy().copy(), "value": value if math.isfinite(value) else -math.inf,
+                "log_likelihood": ll, "converged": grad_ok and math.isfinite(value),
+                "message": f"adam: {self.max_iter} steps (lr {self.lr}, batch {B} of {N})", "history": history,
+                "evaluations": self.max_iter + 1}
 
 
 # ---------------------------------------------------------------------- helpers
