@@ -44,6 +44,7 @@ References:
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import threading
@@ -889,6 +890,10 @@ def _q_infinite(mdp: TabularMDP, r: np.ndarray, soft: bool, tol: float, max_iter
 
     sweeps, delta, newton_steps, newton_delta = 0, np.inf, 0, np.inf
     newton = True
+    # the largest |value| of a finite problem: a per-step reward (plus the entropy bonus log A) over the
+    # effective horizon 1 / (1 - discount); with discount 1, a generous 1000 S steps
+    per_step = float(np.max(np.abs(r), initial=0.0)) + (math.log(max(A, 1)) if soft else 0.0)
+    value_bound = per_step * (1.0 / (1.0 - mdp.discount) if mdp.discount < 1.0 else 1000.0 * S) * 10.0
     while sweeps < max_iter:
         if newton and sweeps >= _VI_SWEEPS and newton_steps < _NEWTON_STEPS:
             # v, q, pi are from the last sweep; log pi = q - v, so sum_a pi (r - log pi) = v - sum_a pi (q - r)
@@ -916,8 +921,11 @@ def _q_infinite(mdp: TabularMDP, r: np.ndarray, soft: bool, tol: float, max_iter
         sweeps += 1
         v, v_new = v_new, v
         # float64 resolves a value V only to about 1e-16 |V|: large rewards (an optimiser's trial steps)
-        # need the tolerance relative to the values' size, or the sweeps stall above it
-        if delta <= tol or delta <= 64 * np.finfo(np.float64).eps * float(np.max(np.abs(v), initial=0.0)):
+        # need the tolerance relative to the values' size, or the sweeps stall above it. Only for values
+        # a finite problem can have: diverging values (e.g. after a Newton step on a problem without a
+        # finite solution) grow past any such bound and must not pass for converged.
+        vmax = float(np.max(np.abs(v), initial=0.0))
+        if delta <= tol or (delta <= 64 * np.finfo(np.float64).eps * vmax and vmax <= value_bound):
             break
     else:
         raise ConvergenceError(

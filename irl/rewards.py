@@ -142,7 +142,7 @@ class LinearReward(RewardModel):
         if mdp.features is None:
             raise MDPValidationError(f"MDP {mdp.name!r} has no features; use TabularReward instead")
         model = cls(mdp.features, mdp.n_actions, names=None if mdp.feature_names is None else list(mdp.feature_names))
-        model.home, model.per_mdp = mdp, True
+        model._home, model.per_mdp = mdp, True  # private: not part of the model's identity (run fingerprints)
         return model
 
     def check_layout(self, mdp: TabularMDP) -> None:
@@ -154,7 +154,7 @@ class LinearReward(RewardModel):
                                      f"{mdp.name!r} has features {got} and {mdp.n_actions} actions")
 
     def reward_for(self, mdp: TabularMDP, theta: torch.Tensor) -> torch.Tensor:
-        if mdp is getattr(self, "home", mdp):
+        if mdp is getattr(self, "_home", mdp):
             return self(theta)
         others = self.__dict__.setdefault("_others", weakref.WeakKeyDictionary())  # MDP -> its linear model
         if mdp not in others:

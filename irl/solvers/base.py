@@ -229,6 +229,8 @@ class LogJoint:
             vals, lps = pr.enumerate()
             combos = [dict(c, **{name: v}) for c in combos for v in vals]
             logp = [a + b for a in logp for b in lps]
+        if not callable(reward):  # one reward tensor for every MDP of the group
+            reward = (lambda r: lambda _mdp: r)(reward)
         terms = []
         for combo, lp in zip(combos, logp):
             h = human.bind(**combo) if combo else human
