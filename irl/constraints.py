@@ -837,7 +837,7 @@ def posterior(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "s
         raise ConstraintError(f"exact enumeration of {free.size} candidates needs 2^{free.size} likelihoods, more "
                               f"than max_exact = {max_exact} allows: use method='mh', fewer candidates, or raise "
                               f"max_exact")
-    flat = removed[free].reshape(free.size, -1)
+    flat = removed[free].reshape(free.size, env.n_states * env.n_actions)
 
     def masks_of(z: np.ndarray) -> np.ndarray:  # (B, F) bool -> (B, S, A): union of the included masks
         return ((z.astype(np.float64) @ flat) > 0).reshape(len(z), env.n_states, env.n_actions)

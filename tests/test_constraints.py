@@ -1,0 +1,249 @@
+"""Constraint inference (irl.constraints): exact gains, posterior, constrained planning, the 9x9 example."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import demos
+import human_models as hm
+import irl
+from irl import constraints as C
+from irl.envs import constraint_grid as G
+
+H = 4
+FORBIDDEN = 6
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A deterministic 4x4 grid (5 moves, horizon 4) whose goal cell 6 is forbidden (and never a start)."""
+    terrain = np.ones((4, 4), dtype=np.int64)
+    terrain[1, 2] = 0  # goal terrain: the nominal human loves cell 6
+    env = irl.envs.gridworld(4, slip=0.0, horizon=H, terrain=terrain, weights=(2.0, 0.0, -0.3, -1.0))
+    start = np.full(16, 1.0 / 15)
+    start[FORBIDDEN] = 0.0
+    env = env.replace(initial=start)
+    r = np.asarray(env.true_reward)
+    data = demos.simulate(env, hm.Boltzmann(1.0), C.constrained_reward(env, r, [C.candidates(env)[FORBIDDEN]]),
+                          n=10, seed=1)
+    return env, r, data
+
+
+def _enumerate(env):
+    """All trajectories of the deterministic tiny grid: states (S, A^H, H+1), actions (A^H, H)."""
+    S, A = env.n_states, env.n_actions
+    dest = env.dense_transitions().argmax(axis=2)  # (S, A)
+    seqs = np.array(list(itertools.product(range(A), repeat=H)))
+    states = np.zeros((S, len(seqs), H + 1), dtype=np.int64)
+    states[:, :, 0] = np.arange(S)[:, None]
+    for t in range(H):
+        states[:, :, t + 1] = dest[states[:, :, t], seqs[None, :, t]]
+    return states, seqs
+
+
+def _brute_ll(env, r, data, mask, beta=1.0):
+    """Trajectory-level MaxEnt log-likelihood, ``sum_i beta R(xi_i) - log Z_feasible(s0_i)``, by enumeration."""
+    states, seqs = _enumerate(env)
+    rsa = np.broadcast_to(r[:, None], (env.n_states, env.n_actions)) if r.ndim == 1 else r
+    R = rsa[states[:, :, :-1], seqs[None]].sum(-1)  # (S, A^H)
+    ok = ~mask[states[:, :, :-1], seqs[None]].any(-1)
+    logz = np.array([np.logaddexp.reduce(beta * R[s][ok[s]]) if ok[s].any() else -np.inf
+                     for s in range(env.n_states)])
+    total = 0.0
+    for i in range(len(data)):
+        tr = data[i]
+        total += beta * rsa[tr.states[:-1], tr.actions].sum() - logz[tr.states[0]]
+    return total
+
+
+def test_first_constraint_is_the_forbidden_state(tiny):
+    env, r, data = tiny
+    fit = C.infer(env, data, r, kind="states", max_constraints=3)
+    assert fit.constraints[0] == C.candidates(env, "states")[FORBIDDEN]
+    runner_up = np.sort(fit.step_gains[0][np.isfinite(fit.step_gains[0])])[-2]
+    assert fit.gains[0] > 3 * runner_up  # by far the most likely constraint
+
+
+def test_gains_equal_brute_force(tiny):
+    env, r, data = tiny
+    fit = C.infer(env, data, r, kind="states", max_constraints=3, stop=None)
+    masks, _ = C.removal_masks(env, fit.candidates)
+    cur = np.zeros((env.n_states, env.n_actions), bool)
+    base = _brute_ll(env, r, data, cur)
+    assert fit.log_likelihood[0] == pytest.approx(base, abs=1e-8)
+    for step, c in enumerate(fit.constraints):
+        row = fit.step_gains[step]
+        for k in np.flatnonzero(np.isfinite(row)):  # every candidate's gain at this step
+            assert row[k] == pytest.approx(_brute_ll(env, r, data, cur | masks[k]) - base, abs=1e-7)
+        k = fit.candidates.index(c)
+        cur = cur | masks[k]
+        base = _brute_ll(env, r, data, cur)
+        assert fit.log_likelihood[step + 1] == pytest.approx(base, abs=1e-7)
+    # KL criterion: it falls by exactly the gain per demonstration
+    assert np.allclose(-np.diff(fit.kl), fit.gains / len(data))
+
+
+def test_violated_candidates_are_never_chosen(tiny):
+    env, r, data = tiny
+    fit = C.infer(env, data, r, kind=("states", "actions"), max_constraints=5, stop=None)
+    visited = set(data.states.tolist())
+    assert fit.violated[[c.index for c in fit.candidates[:env.n_states] if c.index in visited]].all()
+    assert not any(fit.violated[fit.candidates.index(c)] for c in fit.constraints)
+    assert not (fit.removed.reshape(-1)[data.step_index[1] * env.n_actions + data.actions]).any()
+
+
+def test_stopping_rules(tiny):
+    env, r, data = tiny
+    kl = C.infer(env, data, r, kind="states", stop="kl", threshold=0.1)
+    lr = C.infer(env, data, r, kind="states", stop="lr", threshold=0.05)
+    for fit in (kl, lr):
+        assert fit.constraints[0].index == FORBIDDEN
+    assert (kl.gains / len(data) >= 0.1).all() and kl.stopped.startswith(("kl", "no candidate"))
+    assert lr.stopped.startswith(("lr", "no candidate"))
+    assert (lr.gains >= np.log(1 / 0.05)).all()
+    none = C.infer(env, data, r, kind="states", stop=None, max_constraints=2)
+    assert len(none.constraints) == 2 and none.stopped == "max_constraints reached"
+
+
+def test_a_biased_human_can_read_the_demonstrations(tiny):
+    env, r, data = tiny
+    myopic = hm.Myopic(horizon=2, beta=1.0)
+    d = demos.simulate(env, myopic, C.constrained_reward(env, r, [C.candidates(env)[FORBIDDEN]]), n=10, seed=2)
+    fit = C.infer(env, d, r, kind="states", human=myopic, max_constraints=2)
+    assert fit.constraints[0].index == FORBIDDEN
+    assert "Myopic" in fit.human
+
+
+def test_a_noisy_human_cannot_be_held_to_hard_constraints(tiny):
+    env, r, data = tiny
+    with pytest.raises(C.ConstraintError, match="does not exclude removed actions"):
+        C.infer(env, data, r, kind="states", human=hm.Noisy(hm.Boltzmann(1.0), epsilon=0.1))
+
+
+def test_posterior_exact_equals_enumeration(tiny):
+    env, r, data = tiny
+    data = data.subset(np.arange(4))  # few demonstrations: 9 candidates unbroken, 512 sets
+    cands = [c for c in C.candidates(env, ("states", "actions"))]
+    post = C.posterior(env, data, r, candidates=cands, prior=0.2, method="exact")
+    masks, _ = C.removal_masks(env, cands)
+    free = np.flatnonzero(~post.violated)
+    assert free.size == 9
+    logp, incl = [], []
+    for z in itertools.product([0, 1], repeat=free.size):
+        z = np.array(z, bool)
+        mask = masks[free[z]].any(axis=0) if z.any() else np.zeros(masks.shape[1:], bool)
+        logp.append(_brute_ll(env, r, data, mask) + z.sum() * np.log(0.2) + (len(cands) - z.sum()) * np.log(0.8))
+        incl.append(z)
+    logp = np.array(logp)
+    w = np.exp(logp - np.logaddexp.reduce(logp))
+    expect = np.zeros(len(cands))
+    expect[free] = w @ np.array(incl, float)
+    assert np.allclose(post.inclusion, expect, atol=1e-10)
+    assert post.log_evidence == pytest.approx(np.logaddexp.reduce(logp), abs=1e-7)
+    assert post.inclusion[FORBIDDEN] == post.inclusion.max() > 0.85 and (post.inclusion[post.violated] == 0).all()
+    # a count prior (torch distribution over the number of constraints)
+    pois = C.posterior(env, data, r, candidates=cands, prior=torch.distributions.Poisson(1.0), method="exact")
+    assert pois.inclusion[FORBIDDEN] == pois.inclusion.max()
+
+
+def test_posterior_mh_matches_exact(tiny):
+    env, r, data = tiny
+    data = data.subset(np.arange(4))
+    cands = C.candidates(env, ("states", "actions"))
+    exact = C.posterior(env, data, r, candidates=cands, prior=0.3, method="exact")
+    mh = C.posterior(env, data, r, candidates=cands, prior=0.3, method="mh", samples=3000, warmup=300, chains=4,
+                     seed=0)
+    assert np.abs(mh.inclusion - exact.inclusion).max() < 0.05
+    assert 0 < mh.acceptance < 1
+    assert set(mh.map_set) == set(exact.map_set)
+    again = C.posterior(env, data, r, candidates=cands, prior=0.3, method="mh", samples=3000, warmup=300, chains=4,
+                        seed=0)
+    assert np.array_equal(again.inclusion, mh.inclusion)
+
+
+def test_plan_with_constraints_never_visits_them(tiny):
+    env, r, data = tiny
+    goal = C.candidates(env, "states")[FORBIDDEN]
+    pi = irl.plan(env, r, constraints=[goal])
+    occ = irl.planning.state_occupancy(env, pi).sum(axis=0)
+    assert occ[FORBIDDEN] == 0.0  # never entered
+    assert irl.planning.state_occupancy(env, irl.plan(env, r)).sum(axis=0)[FORBIDDEN] > 1.0  # the nominal plan does
+    soft = irl.plan(env, r, constraints=[goal], objective="soft", beta=2.0)
+    mask = C.removed_mask(env, [goal])
+    alive = ~mask.all(axis=1)  # states with an allowed action
+    assert (soft[:, alive][:, mask[alive]] == 0).all()
+    assert irl.planning.state_occupancy(env, soft).sum(axis=0)[FORBIDDEN] == 0.0
+
+
+def test_plan_refuses_a_forbidden_start():
+    env = irl.envs.gridworld(3, slip=0.0, horizon=3)
+    env = env.replace(initial=np.eye(9)[4])
+    with pytest.raises(C.ConstraintError, match="no policy avoids the constraints"):
+        irl.plan(env, env.true_reward, constraints=[C.candidates(env, "states")[4]])
+
+
+def test_removal_masks_stochastic_tolerance():
+    env = irl.envs.make("scobee-9x9", slip=0.1)
+    c = C.candidates(env, "states")[40]
+    strict = C.removed_mask(env, [c])
+    loose = C.removed_mask(env, [c], tolerance=0.05)
+    assert strict.sum() > loose.sum() == 16  # 8 intended moves in (probability 0.9125) + 8 out
+    colour = C.candidates(env, "features")[1]  # blue: cells 4, 13, 22
+    _, forbidden = C.removal_masks(env, [colour])
+    assert forbidden[0].nonzero()[0].tolist() == list(G.BLUE)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"kind": "walls"}, "unknown constraint kind 'walls'"),
+    ({"stop": "aic"}, "unknown stopping rule 'aic'"),
+    ({"stop": "lr", "threshold": 2.0}, r"alpha\) must lie in \(0, 1\)"),
+    ({"max_constraints": -1}, "max_constraints must be an integer >= 0"),
+    ({"tolerance": 1.0}, r"tolerance must be a probability in \[0, 1\)"),
+    ({"penalty": -3}, "penalty must be a finite number > 0"),
+    ({"human": "boltzmann"}, "human must be a human model"),
+])
+def test_bad_inputs(tiny, kwargs, match):
+    env, r, data = tiny
+    with pytest.raises(C.ConstraintError, match=match):
+        C.infer(env, data, r, **kwargs)
+
+
+def test_bad_data_and_posterior_inputs(tiny):
+    env, r, data = tiny
+    with pytest.raises(C.ConstraintError, match="needs demonstrations"):
+        C.infer(env, np.zeros(3), r)
+    with pytest.raises(C.ConstraintError, match="needs an MDP with features"):
+        C.candidates(env.replace(features=None, feature_names=None), "features")
+    with pytest.raises(Exception, match="nominal_reward must have shape"):
+        C.infer(env, data, np.zeros(5))
+    with pytest.raises(C.ConstraintError, match="more than max_exact"):
+        C.posterior(env, data, r, kind="states", method="exact", max_exact=2)
+    with pytest.raises(C.ConstraintError, match=r"inclusion probability must lie in \(0, 1\)"):
+        C.posterior(env, data, r, prior=1.5)
+    with pytest.raises(C.ConstraintError, match="a posterior is not a set of constraints"):
+        post = C.posterior(env, data, r, kind="actions")
+        irl.plan(env, r, constraints=post)
+
+
+def _truth(env):
+    cands = C.candidates(env, ("states", "actions", "features"))
+    t = G.scobee_constraints()
+    keep = {"state": t["states"], "action": t["actions"], "feature": t["features"]}
+    return cands, [c for c in cands if c.index in keep[c.kind]]
+
+
+def test_scobee_example_recovers_the_constraints():
+    env = irl.envs.make("scobee-9x9")
+    cands, truth = _truth(env)
+    human = hm.Boltzmann(2.0)
+    data = demos.simulate(env, human, C.constrained_reward(env, env.true_reward, truth), n=100, seed=0, horizon=80)
+    fit = C.infer(env, data, env.true_reward, kind=("states", "actions", "features"), human=human)
+    chosen = set(fit.constraints)
+    # measured (seed 0): blue, states 31, 39, 47, 41, up-right chosen, all true; recall 6/9
+    assert chosen <= set(truth)
+    assert {31, 39, 47}.issubset(fit.indices("state")) and 1 in fit.indices("feature")
+    assert len(chosen) >= 5
