@@ -247,3 +247,35 @@ def test_scobee_example_recovers_the_constraints():
     assert chosen <= set(truth)
     assert {31, 39, 47}.issubset(fit.indices("state")) and 1 in fit.indices("feature")
     assert len(chosen) >= 5
+
+
+def test_cli_constraints(tmp_path, tiny):
+    import json
+
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    env = irl.envs.make("scobee-9x9")
+    _, truth = _truth(env)
+    data = demos.simulate(env, hm.Boltzmann(2.0), C.constrained_reward(env, env.true_reward, truth), n=40, seed=0,
+                          horizon=80)
+    path = tmp_path / "demos.npz"
+    data.save(str(path))
+    runner = CliRunner()
+    res = runner.invoke(app, ["constraints", str(path), "--env", "scobee-9x9", "--human", "boltzmann:beta=2",
+                              "--kind", "states,actions,features", "--max", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    direct = C.infer(env, data, env.true_reward, kind=("states", "actions", "features"), human=hm.Boltzmann(2.0),
+                     max_constraints=4)
+    assert [c["label"] for c in out["constraints"]] == direct.labels
+    assert np.allclose([c["gain"] for c in out["constraints"]], direct.gains)
+    res = runner.invoke(app, ["constraints", str(path), "--env", "scobee-9x9", "--kind", "actions", "--posterior",
+                              "--samples", "200"])
+    assert res.exit_code == 0, res.output
+    assert "Constraints inferred from 40 demonstrations" in res.output and "Posterior (exact)" in res.output
+    res = runner.invoke(app, ["constraints", str(path), "--env", "scobee-9x9", "--kind", "walls"])
+    assert res.exit_code == 2 and "unknown --kind 'walls'; known: states, actions, features" in res.output
+    res = runner.invoke(app, ["constraints", str(path), "--env", "scobee-9x9", "--stop", "aic"])
+    assert res.exit_code == 2 and "unknown --stop 'aic'" in res.output
