@@ -356,7 +356,10 @@ class _Scorer:
         """``(B, S, A)`` bool -> ``(B,)`` log-likelihoods (chunks of one batched planner call each)."""
         masks = np.asarray(masks, bool)
         per = int(np.prod(self.shape))
-        chunk = max(1, _CHUNK_NUMBERS // max(per, 1))
+        # Finite horizon: one batched backward sweep for the whole chunk (measured 4.5x faster than one call per
+        # hypothesis on scobee-9x9 with horizon 40). Infinite horizon: the planner's Newton steps solve one sparse
+        # LU per hypothesis, and a batch is then slower than single calls (measured 0.4x); evaluate one by one.
+        chunk = max(1, _CHUNK_NUMBERS // max(per, 1)) if self.env.horizon is not None else 1
         out = [self._chunk(masks[i:i + chunk]) for i in range(0, len(masks), chunk)]
         return np.concatenate(out) if out else np.zeros(0)
 
@@ -370,7 +373,9 @@ class _Scorer:
                                   f"the data's count shape {self.shape}")
         logp = logp.reshape(len(masks), *self.shape)
         rows = logp[(slice(None), *self.where[:-1])].double().numpy()  # (B, n_obs, A): the visited (t, s)
-        leak = (np.exp(rows) * masks[:, self.obs_states, :]).sum(-1)  # removed mass where the data act
+        a = self.where[-1].numpy()
+        broken = masks[:, self.obs_states, a].any(axis=1)  # a demonstration takes a removed action: impossible
+        leak = (np.exp(rows[~broken]) * masks[~broken][:, self.obs_states, :]).sum(-1)  # removed mass where data act
         if leak.size and leak.max() > _LEAK:
             b, j = np.unravel_index(int(leak.argmax()), leak.shape)
             raise ConstraintError(
@@ -379,9 +384,8 @@ class _Scorer:
                 f"does not exclude removed actions (a model that mixes in random actions cannot be held to hard "
                 f"constraints), or the penalty {self.penalty:.3g} is too small for its rationality; pass a "
                 f"larger penalty=")
-        a = self.where[-1].numpy()
         picked = np.take_along_axis(rows, a[None, :, None], axis=2)[..., 0]
-        return picked @ self.weights
+        return np.where(broken, -np.inf, picked @ self.weights)
 
 
 def log_likelihoods(env: TabularMDP, data: Any, nominal_reward: Any, masks: np.ndarray, *, human: Any = None,
@@ -397,7 +401,8 @@ def log_likelihoods(env: TabularMDP, data: Any, nominal_reward: Any, masks: np.n
         penalty: see :func:`constrained_reward`.
 
     Returns:
-        ``(B,)`` log-likelihoods (one batched planner call per chunk of hypotheses).
+        ``(B,)`` log-likelihoods (one batched planner call per chunk of hypotheses); ``-inf``
+        where a demonstration takes a removed state-action.
 
     Raises:
         ConstraintError: bad data, or a human model that does not exclude removed actions.
