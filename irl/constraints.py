@@ -598,12 +598,12 @@ def infer(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "state
     Example:
         >>> import irl, human_models as hm, demos
         >>> env = irl.envs.make("scobee-9x9")
-        >>> truth = irl.constraints.candidates(env, "actions")[4:6]      # no up-left, no up-right
+        >>> truth = irl.constraints.candidates(env, "actions")[5:6]      # never up-right
         >>> r = irl.constraints.constrained_reward(env, env.true_reward, truth)
         >>> data = demos.simulate(env, hm.Boltzmann(), r, n=30, seed=0, horizon=60)
         >>> fit = irl.constraints.infer(env, data, env.true_reward, kind="actions")
-        >>> sorted(fit.indices("action"))
-        [4, 5]
+        >>> fit.labels
+        ['action up-right']
 
     References:
         Scobee & Sastry (2020), "Maximum Likelihood Constraint Inference for Inverse
@@ -687,8 +687,8 @@ def plan(env: TabularMDP, reward: Any, constraints: Any, *, objective: str = "op
         >>> import irl
         >>> env = irl.envs.make("scobee-9x9")
         >>> cs = irl.constraints.candidates(env, "actions")[4:6]
-        >>> pi = irl.plan(env, env.true_reward, constraints=cs)
-        >>> float(pi[:, 4:6].max())
+        >>> pi = irl.plan(env, env.true_reward, constraints=cs)         # stationary (S, A): infinite horizon
+        >>> float(pi[~env.terminal][:, 4:6].max())                      # actions in the goal are not removed
         0.0
     """
     if objective not in ("optimal", "soft"):
@@ -796,7 +796,12 @@ def posterior(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "s
     proposals are scored in one batched call; likelihoods are cached by set).
 
     Args:
-        env, data, nominal_reward, kind, candidates, human, tolerance, penalty: as in :func:`infer`.
+        env: the MDP.
+        data: :class:`demos.Trajectories`.
+        nominal_reward: ``(S,)`` or ``(S, A)``.
+        kind: candidate kinds, as in :func:`infer`.
+        candidates: explicit candidates (default: all of ``kind``).
+        human: the human model (default ``Boltzmann(1.0)``).
         prior: an inclusion probability ``rho`` (independent indicators) or a
             ``torch.distributions`` over the number of constraints ``k`` (then every set of
             size ``k`` is equally likely), e.g. ``torch.distributions.Poisson(3.0)``.
@@ -807,6 +812,8 @@ def posterior(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "s
         chains: number of MH chains.
         seed: random seed.
         max_exact: largest number of unbroken candidates enumerated.
+        tolerance: see :func:`removal_masks`.
+        penalty: see :func:`constrained_reward`.
 
     Returns:
         :class:`ConstraintPosterior`.
@@ -818,11 +825,11 @@ def posterior(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "s
         >>> import irl, human_models as hm, demos
         >>> env = irl.envs.make("scobee-9x9")
         >>> cs = irl.constraints.candidates(env, "actions")
-        >>> r = irl.constraints.constrained_reward(env, env.true_reward, cs[4:6])
+        >>> r = irl.constraints.constrained_reward(env, env.true_reward, cs[5:6])
         >>> data = demos.simulate(env, hm.Boltzmann(), r, n=30, seed=0, horizon=60)
         >>> post = irl.constraints.posterior(env, data, env.true_reward, kind="actions")
-        >>> [c.label for c in post.above(0.9)]
-        ['action up-left', 'action up-right']
+        >>> post.method, [c.label for c in post.above(0.9)]
+        ('exact', ['action up-right'])
     """
     if method not in ("auto", "exact", "mh"):
         raise ConstraintError(f"unknown posterior method {method!r}; known: auto, exact, mh")
