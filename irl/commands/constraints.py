@@ -40,12 +40,12 @@ def register(app: Any) -> None:
                                         help="A move enters a forbidden state when it does so with probability "
                                              "above this (slippery worlds), e.g. --tolerance 0.05."),
         posterior: bool = typer.Option(False, "--posterior",
-                                       help="Also compute the posterior probability that each candidate holds."),
+                                       help="Also compute the posterior probability that each candidate holds, e.g. --posterior."),
         prior: float = typer.Option(0.1, "--prior", help="Prior inclusion probability for --posterior, "
                                                          "e.g. --prior 0.05."),
-        samples: int = typer.Option(2000, "--samples", min=1, help="MH iterations per chain for --posterior."),
+        samples: int = typer.Option(2000, "--samples", min=1, help="MH iterations per chain for --posterior, e.g. --samples 2000."),
         seed: int = typer.Option(0, "--seed", help="Random seed of --posterior, e.g. --seed 0."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object, e.g. --json."),
     ) -> None:
         """Infer the constraints the demonstrator obeys (maximum likelihood constraint inference).
 
