@@ -274,13 +274,12 @@ def default_penalty(env: TabularMDP, reward: np.ndarray) -> float:
 def _check_penalty(env: TabularMDP, r: np.ndarray, penalty: Any) -> float:
     if penalty is None:
         return default_penalty(env, r)
+    from human_models.base import HumanModelError, positive_param
+
     try:
-        p = float(penalty)
-    except (TypeError, ValueError):
-        raise ConstraintError(f"penalty must be a finite number > 0: got {penalty!r}") from None
-    if not np.isfinite(p) or p <= 0:
-        raise ConstraintError(f"penalty must be a finite number > 0: got {penalty!r}")
-    return p
+        return float(positive_param("penalty", penalty))
+    except (HumanModelError, TypeError) as e:
+        raise ConstraintError(f"penalty must be a finite number > 0: got {penalty!r}") from e
 
 
 def constrained_reward(env: TabularMDP, reward: Any, constraints: Any, *, penalty: float | None = None,
