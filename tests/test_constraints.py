@@ -309,3 +309,23 @@ def test_posterior_is_calibrated():
     # informative and reliable: confident "no" answers are right, and the Brier score beats the prior's 0.21
     assert (probs < 0.1).sum() > 100 and truth[probs < 0.1].mean() < 0.05
     assert ((probs - truth) ** 2).mean() < 0.75 * 0.3 * 0.7
+
+
+def test_dead_ends_and_state_action_features():
+    env = irl.envs.gridworld(3, slip=0.0, horizon=3)
+    every_action = C.candidates(env, "actions")
+    with pytest.raises(C.ConstraintError, match="no policy avoids the constraints"):
+        irl.plan(env, env.true_reward, constraints=every_action)  # every state is a dead end
+    # a cell walled in by forbidden neighbours is a dead end the plan never enters
+    walls = [C.candidates(env)[s] for s in (1, 3, 5, 7)]  # the centre's four neighbours
+    start = np.zeros(9)
+    start[0] = 1.0
+    pi = irl.plan(env.replace(initial=start), env.true_reward, constraints=walls)
+    assert irl.planning.state_occupancy(env.replace(initial=start), pi).sum(axis=0)[[1, 3, 5, 7, 4]].max() == 0.0
+    # state-action features: a feature removes exactly the state-actions that have it
+    feats = np.zeros((9, 5, 2))
+    feats[:, 2, 0] = 1.0  # "down" everywhere
+    feats[4, :, 1] = 1.0  # any action in the centre
+    sa = env.replace(features=feats, feature_names=("down", "centre"))
+    removed, forbidden = C.removal_masks(sa, C.candidates(sa, "features"))
+    assert np.array_equal(removed, feats.transpose(2, 0, 1) != 0) and not forbidden.any()
