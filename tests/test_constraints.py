@@ -329,3 +329,16 @@ def test_dead_ends_and_state_action_features():
     sa = env.replace(features=feats, feature_names=("down", "centre"))
     removed, forbidden = C.removal_masks(sa, C.candidates(sa, "features"))
     assert np.array_equal(removed, feats.transpose(2, 0, 1) != 0) and not forbidden.any()
+
+
+def test_a_misspecified_human_model_invents_constraints():
+    """A myopic demonstrator never reaches the goal: read as Boltzmann, the goal itself looks forbidden."""
+    env = irl.envs.make("scobee-9x9", horizon=30)
+    _, truth = _truth(env)
+    myopic = hm.Myopic(horizon=3, beta=2.0)
+    data = demos.simulate(env, myopic, C.constrained_reward(env, env.true_reward, truth), n=100, seed=0)
+    kinds = ("states", "actions", "features")
+    wrong = C.infer(env, data, env.true_reward, kind=kinds, human=hm.Boltzmann(2.0), stop="lr")
+    right = C.infer(env, data, env.true_reward, kind=kinds, human=myopic, stop="lr")
+    assert C.Constraint("state", 8, "state 8") in wrong.constraints  # measured: chosen first
+    assert set(right.constraints) <= set(truth) and len(right.constraints) >= 5  # measured: 6, all true
