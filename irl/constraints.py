@@ -791,8 +791,9 @@ def posterior(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "s
     inclusion indicators ``z``; candidates that a demonstration breaks have likelihood 0
     and inclusion probability 0. ``"exact"`` enumerates every subset of the remaining
     candidates (batched planner calls; at most ``2 ** max_exact`` subsets); ``"mh"`` runs
-    ``chains`` Metropolis-Hastings chains that flip one indicator per step (the chains'
-    proposals are scored in one batched call; likelihoods are cached by set).
+    ``chains`` Metropolis-Hastings chains whose moves flip one indicator or exchange an
+    included candidate for an excluded one (the chains' proposals are scored together;
+    likelihoods are cached by set).
 
     Args:
         env: the MDP.
@@ -886,9 +887,19 @@ def posterior(env: TabularMDP, data: Any, nominal_reward: Any, *, kind: Any = "s
     for it in range(warmup + samples):
         if F == 0:
             break
-        flip = rng.integers(F, size=chains)
+        rows = np.arange(chains)
         prop = z.copy()
-        prop[np.arange(chains), flip] ^= True
+        prop[rows, rng.integers(F, size=chains)] ^= True
+        # half of the moves exchange an included candidate for an excluded one (symmetric: the number included
+        # stays the same; a chain with nothing to exchange stays put), so that one explanation can replace another
+        swap = (rng.random(chains) < 0.5)
+        can = z.any(axis=1) & (~z).any(axis=1)
+        out_ = np.argmax(np.where(z, rng.random((chains, F)), -1.0), axis=1)
+        in_ = np.argmax(np.where(~z, rng.random((chains, F)), -1.0), axis=1)
+        prop[swap] = z[swap]
+        both = swap & can
+        prop[rows[both], out_[both]] = False
+        prop[rows[both], in_[both]] = True
         lp = log_post(prop)
         accept = np.log(rng.random(chains)) < lp - cur
         z[accept] = prop[accept]
