@@ -79,8 +79,10 @@ KINDS = ("states", "actions", "features")
 _SINGULAR = {"states": "state", "actions": "action", "features": "feature"}
 #: Largest probability the human model may give a removed action in a state the demonstrations visit.
 _LEAK = 1e-9
-#: Float64 numbers per batched planner call (chunks of candidate sets stay below ~256 MB).
-_CHUNK_NUMBERS = 1 << 25
+#: Float64 numbers per policy of a batched planner call (a chunk's policy stays below 64 MB).
+_CHUNK_NUMBERS = 1 << 23
+#: Largest ``K * S * A`` of the candidates' masks (bool bytes; the entering pass holds 8x that in float64).
+MAX_MASK_ENTRIES = 1 << 27
 
 
 class ConstraintError(ValueError):
@@ -194,6 +196,11 @@ def removal_masks(env: TabularMDP, constraints: Sequence[Constraint], *, toleran
     """
     tol = _check_tolerance(tolerance)
     S, A, K = env.n_states, env.n_actions, len(constraints)
+    if K * S * A > MAX_MASK_ENTRIES:
+        raise ConstraintError(
+            f"{K} candidate constraints x {S} states x {A} actions = {K * S * A:.3g} mask entries, more than "
+            f"irl.constraints.MAX_MASK_ENTRIES = {MAX_MASK_ENTRIES:.3g}: pass fewer candidates (candidates=[...], "
+            f"e.g. the states near the demonstrations) or raise the limit if the machine has the memory")
     forbidden = np.zeros((K, S), bool)
     removed = np.zeros((K, S, A), bool)
     live = ~env.terminal

@@ -342,3 +342,10 @@ def test_a_misspecified_human_model_invents_constraints():
     right = C.infer(env, data, env.true_reward, kind=kinds, human=myopic, stop="lr")
     assert C.Constraint("state", 8, "state 8") in wrong.constraints  # measured: chosen first
     assert set(right.constraints) <= set(truth) and len(right.constraints) >= 5  # measured: 6, all true
+
+
+def test_too_many_candidates_are_refused(tiny, monkeypatch):
+    env, r, data = tiny
+    monkeypatch.setattr(C, "MAX_MASK_ENTRIES", 100)
+    with pytest.raises(C.ConstraintError, match=r"16 candidate constraints x 16 states x 5 actions = 1.28e\+03 mask"):
+        C.infer(env, data, r, kind="states")
