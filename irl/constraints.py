@@ -18,7 +18,9 @@ Candidates (``kind``):
   ``k`` is non-zero (state-action features ``(S, A, F)``).
 
 Actions taken in terminal states are never removed (an episode ends there, the data hold
-no action for them). A state left with no action is a *dead end*: no trajectory may pass
+no action for them). The likelihood is that of the demonstrations' actions given their start
+states (the start distribution is not part of it), so a state that no demonstration starts in
+may be forbidden even if the start distribution gives it weight; :func:`plan` then refuses it. A state left with no action is a *dead end*: no trajectory may pass
 through it (it can only be the last state of a finite-horizon episode); the planner makes
 it unreachable and :func:`plan` raises :class:`ConstraintError` when a start state is one.
 
@@ -234,8 +236,8 @@ def _as_mask(env: TabularMDP, constraints: Any, tolerance: float) -> np.ndarray:
     if isinstance(constraints, ConstraintPosterior):
         raise ConstraintError("a posterior is not a set of constraints: give posterior.above(q), the candidates "
                               "that hold with probability > q")
-    if isinstance(constraints, InferredConstraints):
-        constraints = constraints.constraints
+    if isinstance(constraints, InferredConstraints):  # what the fit removed, with the tolerance it used
+        constraints = constraints.removed
     if isinstance(constraints, np.ndarray) and constraints.dtype == bool:
         if constraints.shape != (env.n_states, env.n_actions):
             raise ConstraintError(f"a constraint mask must have shape (S, A) = ({env.n_states}, {env.n_actions}): "
@@ -252,9 +254,10 @@ def removed_mask(env: TabularMDP, constraints: Any, *, tolerance: float = 0.0) -
 
     Args:
         env: the MDP.
-        constraints: a list of :class:`Constraint`, an :class:`InferredConstraints`, or an
-            ``(S, A)`` bool mask (returned as a copy).
-        tolerance: see :func:`removal_masks`.
+        constraints: a list of :class:`Constraint`, an :class:`InferredConstraints` (its
+            ``removed`` mask, made with its own tolerance), or an ``(S, A)`` bool mask (returned as
+            a copy).
+        tolerance: see :func:`removal_masks` (for a list of constraints).
 
     Example:
         >>> import irl
@@ -714,11 +717,12 @@ def plan(env: TabularMDP, reward: Any, constraints: Any, *, objective: str = "op
     bad = (occ * mask).reshape(-1, env.n_states, env.n_actions).sum(axis=0) if occ.ndim == 3 else occ * mask
     if bad.sum() > 1e-9:
         s, a = np.unravel_index(int(bad.argmax()), bad.shape)
-        starts = np.flatnonzero(env.initial > 0)
+        dead = np.flatnonzero((env.initial > 0) & mask.all(axis=1) & ~env.terminal)
+        why = (f"start states {dead[:10].tolist()} (positive initial probability) have no allowed action"
+               if dead.size else "from some start state every way runs into removed state-actions")
         raise ConstraintError(
-            f"no policy avoids the constraints from the start distribution: the best one still takes removed "
-            f"action {a} in state {s} (expected count {bad.sum():.3g}); a start state among {starts[:10].tolist()} "
-            f"is forbidden or every way from it runs into removed state-actions")
+            f"no policy avoids the constraints from the start distribution: {why}; the best policy still takes "
+            f"removed action {a} in state {s} (discounted expected count {bad.sum():.3g})")
     return pi
 
 

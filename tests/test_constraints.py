@@ -349,3 +349,17 @@ def test_too_many_candidates_are_refused(tiny, monkeypatch):
     monkeypatch.setattr(C, "MAX_MASK_ENTRIES", 100)
     with pytest.raises(C.ConstraintError, match=r"16 candidate constraints x 16 states x 5 actions = 1.28e\+03 mask"):
         C.infer(env, data, r, kind="states")
+
+
+def test_plan_takes_a_fit_a_list_or_a_mask(tiny):
+    env, r, data = tiny
+    with pytest.raises(C.ConstraintError, match=r"start states \[11\] \(positive initial probability\) have no"):
+        irl.plan(env, r, constraints=C.infer(env, data, r, kind="states", max_constraints=2))  # 6, then start 11
+    fit = C.infer(env, data, r, kind="states", max_constraints=1)
+    by_fit = irl.plan(env, r, constraints=fit)
+    assert np.array_equal(by_fit, irl.plan(env, r, constraints=list(fit.constraints)))
+    assert np.array_equal(by_fit, irl.plan(env, r, constraints=fit.removed))
+    with pytest.raises(C.ConstraintError, match=r"mask must have shape \(S, A\) = \(16, 5\): got \(3, 5\)"):
+        irl.plan(env, r, constraints=np.zeros((3, 5), bool))
+    with pytest.raises(C.ConstraintError, match="constraints\\[0\\] must be an irl.constraints.Constraint"):
+        irl.plan(env, r, constraints=[4])
