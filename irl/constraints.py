@@ -465,6 +465,15 @@ def _trajectory_constant(env: TabularMDP, data: Any) -> float:
 
 
 # ------------------------------------------------------------------------------------------- greedy fit
+def _freeze(result: Any) -> None:
+    """Make the array fields of a frozen result read-only (its own copies)."""
+    for name, value in vars(result).items():
+        if isinstance(value, np.ndarray):
+            a = np.array(value, copy=True)
+            a.setflags(write=False)
+            object.__setattr__(result, name, a)
+
+
 @dataclass(frozen=True)
 class InferredConstraints:
     """The constraints chosen by :func:`infer`, in order, with what each bought.
@@ -504,6 +513,9 @@ class InferredConstraints:
     tolerance: float
     penalty: float
     _extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _freeze(self)
 
     @property
     def labels(self) -> list[str]:
@@ -753,6 +765,9 @@ class ConstraintPosterior:
     inclusion_se: np.ndarray
     acceptance: float
     n_evaluations: int
+
+    def __post_init__(self) -> None:
+        _freeze(self)
 
     def above(self, q: float) -> list[Constraint]:
         """The candidates that hold with posterior probability ``> q`` (avoid them to be safe at level ``q``)."""

@@ -85,6 +85,7 @@ def test_gains_equal_brute_force(tiny):
         assert fit.log_likelihood[step + 1] == pytest.approx(base, abs=1e-7)
     # KL criterion: it falls by exactly the gain per demonstration
     assert np.allclose(-np.diff(fit.kl), fit.gains / len(data))
+    assert (fit.kl >= -1e-12).all()  # a divergence of the empirical distribution from a proper model
 
 
 def test_violated_candidates_are_never_chosen(tiny):
@@ -363,3 +364,15 @@ def test_plan_takes_a_fit_a_list_or_a_mask(tiny):
         irl.plan(env, r, constraints=np.zeros((3, 5), bool))
     with pytest.raises(C.ConstraintError, match="constraints\\[0\\] must be an irl.constraints.Constraint"):
         irl.plan(env, r, constraints=[4])
+
+
+def test_results_are_read_only(tiny):
+    env, r, data = tiny
+    fit = C.infer(env, data, r, kind="states", max_constraints=1)
+    with pytest.raises(ValueError, match="read-only"):
+        fit.removed[0, 0] = True
+    with pytest.raises(AttributeError):
+        fit.gains = np.zeros(1)
+    post = C.posterior(env, data, r, kind="actions")
+    with pytest.raises(ValueError, match="read-only"):
+        post.inclusion[0] = 1.0
