@@ -376,3 +376,17 @@ def test_results_are_read_only(tiny):
     post = C.posterior(env, data, r, kind="actions")
     with pytest.raises(ValueError, match="read-only"):
         post.inclusion[0] = 1.0
+
+
+def test_scobee_grid_layout():
+    env = irl.envs.make("scobee-9x9", slip=0.1)
+    T = env.dense_transitions()
+    assert env.action_names == ("left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right")
+    assert T[40, 2, 49] == pytest.approx(0.9 + 0.1 / 8)  # "up" adds 9; a slip executes any of the 8 moves
+    assert T[40, 2, 31] == pytest.approx(0.1 / 8)  # ... e.g. "down"
+    assert T[0, 0, 0] == pytest.approx(0.9 + 5 * 0.1 / 8)  # off-grid moves stay: 5 of 8 from the corner
+    r = irl.envs.make("scobee-9x9").true_reward
+    assert r[40, 0] == -4.0 and r[40, 5] == pytest.approx(-4 * np.sqrt(2)) and r[7, 1] == pytest.approx(6.0)
+    assert env.terminal.nonzero()[0].tolist() == [8] and env.initial[0] == 1.0
+    assert env.features[list(G.BLUE), 1].all() and env.features[list(G.GREEN), 2].all()
+    assert env.features.sum() == 81
