@@ -19,6 +19,10 @@ per hypothesis for an infinite one, where the planner's Newton steps solve one s
 hypothesis anyway) against one call per candidate (same numbers; ``batch_ratio`` = loop time /
 batched time), with horizon 40 and with the example's infinite horizon.
 
+With ``--reference FILE`` (``data/scobee_example_trajectories.json`` of the soft_constraint_irl
+re-implementation: its 10 sets of 100 demonstrations) the greedy selection also runs on those
+demonstrations, to set beside the output of Scobee & Sastry's algorithm listed in that project.
+
 Prints one JSON object per line; ``--out`` also writes them all as one JSON document.
 """
 
@@ -111,17 +115,50 @@ def batching(beta: float, repeat: int, horizon: int | None) -> dict:
     return row
 
 
+def reference(path: Path, betas: tuple[float, ...], horizon: int) -> list[dict]:
+    """Our greedy selection on the demonstration sets of the soft_constraint_irl re-implementation.
+
+    ``path`` is its ``data/scobee_example_trajectories.json`` (``[{"trajs": [{"state_seq": [[...]],
+    "action_seq": [[...]]}, ...]}]``: 10 sets of 100 deterministic demonstrations), read as JSON.
+    """
+    sets = json.loads(Path(path).read_text())[0]["trajs"]
+    env = irl.envs.make("scobee-9x9", horizon=horizon, discount=1.0)
+    _, true = truth(env)
+    true_mask = C.removed_mask(env, true)
+    rows = []
+    for beta in betas:
+        human = hm.Boltzmann(beta)
+        for i, demo_set in enumerate(sets):
+            states, actions = demo_set["state_seq"], demo_set["action_seq"]
+            data = demos.Trajectories.from_lists(states, actions, terminated=env.terminal[[s[-1] for s in states]])
+            order = C.infer(env, data, env.true_reward, kind=KINDS, human=human, stop=None, max_constraints=9)
+            lr = C.infer(env, data, env.true_reward, kind=KINDS, human=human, stop="lr")
+            row = {"case": "reference_demos", "set": i, "demos": len(data), "beta": beta, "horizon": horizon,
+                   "first_nine": order.labels, "kl": [round(float(v), 3) for v in order.kl],
+                   "lr_chosen": lr.labels, **scores(env, lr, true, true_mask),
+                   "log_likelihood_true": float(C.log_likelihoods(env, data, env.true_reward, true_mask[None],
+                                                                  human=human)[0])}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="N = 5, 20, 100 and 3 seeds")
     ap.add_argument("--seeds", type=int, default=None, help="data sets per N (default 10, quick 3)")
     ap.add_argument("--beta", type=float, default=2.0, help="rationality of the demonstrator (and of the model)")
     ap.add_argument("--out", type=Path, default=None, help="also write all rows to this JSON file")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="soft_constraint_irl's data/scobee_example_trajectories.json: also run on its demonstrations "
+                         "(Boltzmann beta 1 and 3, horizon 20, no discount)")
     args = ap.parse_args()
     ns = [5, 20, 100] if args.quick else [5, 10, 20, 50, 100]
     seeds = args.seeds or (3 if args.quick else 10)
     rows = [batching(args.beta, 2 if args.quick else 5, h) for h in (40, None)]
     rows += recovery(ns, seeds, args.beta, ["kl", "lr"])
+    if args.reference is not None:
+        rows += reference(args.reference, (1.0, 3.0), 20)
     if args.out is not None:
         from demos import atomic_write
 
