@@ -20,6 +20,7 @@ from irl.solvers import (FlatDirection, IdentifiabilityWarning, LocalOptimaWarni
                          RewardEstimate)
 from irl.plan import plan
 from irl import metrics
+from irl import constraints
 from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL

@@ -21,7 +21,8 @@ def reward_of(answer: Any) -> np.ndarray:
     return np.asarray(answer, dtype=np.float64)
 
 
-def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None) -> np.ndarray:
+def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None,
+         constraints: Any = None) -> np.ndarray:
     """Plan with an inferred reward, using more computation than the human had.
 
     Args:
@@ -30,6 +31,9 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         objective: ``"optimal"`` (exact value iteration, deterministic ties split
             evenly) or ``"soft"`` (Boltzmann policy at ``beta``).
         beta: rationality for ``objective="soft"``.
+        constraints: state-actions to remove before planning: a list of
+            :class:`irl.constraints.Constraint`, the result of :func:`irl.constraints.infer`, or an
+            ``(S, A)`` bool mask (see :func:`irl.constraints.plan`).
 
     Returns:
         Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``.
@@ -45,6 +49,9 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         True
     """
     r = reward_of(answer)
+    if constraints is not None:
+        from irl.constraints import plan as constrained_plan
+        return constrained_plan(env, r, constraints, objective=objective, beta=beta)
     if objective == "optimal":
         return planning.value_iteration(env, r).policy
     if objective == "soft":

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from irl.envs import constraint_grid
 from irl.envs.aima import aima_4x3
 from irl.envs.gridworld import gridworld
 from irl.envs.gym_adapter import mdp_from_gymnasium
@@ -94,6 +95,9 @@ def true_reward(env: TabularMDP) -> np.ndarray:
 for _n, _h in ((5, 12), (8, 20), (16, 40)):
     register(f"gridworld-{_n}x{_n}", (lambda n=_n, h=_h, **kw: gridworld(n, horizon=kw.pop("horizon", h), **kw)),
              f"{_n}x{_n} terrain gridworld, 5 actions, slip 0.1, horizon {_h}, 4 terrain features")
+register("scobee-9x9", lambda **kw: constraint_grid.scobee_9x9(**kw),
+         "9x9 grid, 8 moves, start 0, goal 8, blue/green cells, discount 0.9; the constraint-inference example "
+         "of Scobee & Sastry (hidden constraints: irl.envs.constraint_grid.scobee_constraints())")
 register("aima-4x3", aima_4x3, "Russell & Norvig's 4x3 world, infinite horizon, terminals +1/-1")
 register("frozenlake-4x4", lambda **kw: mdp_from_gymnasium("FrozenLake-v1", map_name="4x4", **kw),
          "gymnasium FrozenLake-v1 4x4 (slippery), horizon 100 [gymnasium extra]")

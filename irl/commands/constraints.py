@@ -1,0 +1,105 @@
+"""``irl constraints``: which states, actions or features the demonstrator never uses (constraint inference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+
+KIND_HELP = ("Candidate constraints: states, actions, features, or several separated by commas "
+             "(they compete), e.g. --kind states,actions,features.")
+
+
+def register(app: Any) -> None:
+    """Add ``irl constraints`` to the app."""
+    from irl.cli import ENV_HELP, HUMAN_HELP, _handles_errors
+
+    @app.command("constraints")
+    @_handles_errors
+    def constraints_command(
+        data: Path = typer.Argument(..., help="Demonstrations (.npz from `irl simulate` or demos.save), "
+                                              "e.g. demos.npz."),
+        env: str = typer.Option(..., "--env", help=ENV_HELP),
+        reward: Optional[Path] = typer.Option(None, "--reward",
+                                              help="The nominal reward (a file saved by `irl fit`); default: the "
+                                                   "environment's own reward, e.g. --reward reward.npz."),
+        human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
+        kind: str = typer.Option("states", "--kind", help=KIND_HELP),
+        max_constraints: int = typer.Option(10, "--max", min=0, help="At most this many constraints, e.g. --max 5."),
+        stop: str = typer.Option("kl", "--stop",
+                                 help="Stopping rule: kl (KL criterion), lr (likelihood-ratio test) or none, "
+                                      "e.g. --stop lr."),
+        threshold: Optional[float] = typer.Option(None, "--threshold",
+                                                  help="nats per demonstration for --stop kl (default 0.1), the "
+                                                       "level alpha for --stop lr (default 0.05), e.g. "
+                                                       "--threshold 0.05."),
+        tolerance: float = typer.Option(0.0, "--tolerance",
+                                        help="A move enters a forbidden state when it does so with probability "
+                                             "above this (slippery worlds), e.g. --tolerance 0.05."),
+        posterior: bool = typer.Option(False, "--posterior",
+                                       help="Also compute the posterior probability that each candidate holds, e.g. --posterior."),
+        prior: float = typer.Option(0.1, "--prior", help="Prior inclusion probability for --posterior, "
+                                                         "e.g. --prior 0.05."),
+        samples: int = typer.Option(2000, "--samples", min=1, help="MH iterations per chain for --posterior, e.g. --samples 2000."),
+        seed: int = typer.Option(0, "--seed", help="Random seed of --posterior, e.g. --seed 0."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object, e.g. --json."),
+    ) -> None:
+        """Infer the constraints the demonstrator obeys (maximum likelihood constraint inference).
+
+        Greedily adds the state, action or feature constraint that makes the demonstrations
+        most likely under the human model acting on the nominal reward, until the stopping rule
+        says the gain is too small (Scobee & Sastry 2020).
+
+        Example: irl constraints demos.npz --env scobee-9x9 --human boltzmann:beta=2 --kind states,actions,features
+        """
+        import demos
+        import irl
+        from irl.cli import CLIError, _console, _load_reward, _make_env, _make_human
+
+        mdp = _make_env(env)
+        kinds = tuple(k.strip() for k in kind.split(",") if k.strip())
+        bad = [k for k in kinds if k not in irl.constraints.KINDS]
+        if bad or not kinds:
+            raise CLIError(f"unknown --kind {bad[0] if bad else kind!r}; known: "
+                           f"{', '.join(irl.constraints.KINDS)}", code=2)
+        if stop not in ("kl", "lr", "none"):
+            raise CLIError(f"unknown --stop {stop!r}; known: kl, lr, none", code=2)
+        model = _make_human(human)
+        if reward is None:
+            if mdp.true_reward is None:
+                raise CLIError(f"environment {mdp.name!r} defines no reward: give the nominal one with --reward")
+            nominal = np.asarray(mdp.true_reward)
+        else:
+            nominal = np.asarray(_load_reward(reward).reward)
+        obs = demos.load(data)
+        fit = irl.constraints.infer(mdp, obs, nominal, kind=kinds, max_constraints=max_constraints, human=model,
+                                    stop=None if stop == "none" else stop, threshold=threshold, tolerance=tolerance)
+        report: dict[str, Any] = {"env": mdp.name, "data": str(data), **fit.to_dict()}
+        post = None
+        if posterior:
+            post = irl.constraints.posterior(mdp, obs, nominal, kind=kinds, human=model, prior=prior,
+                                             samples=samples, warmup=max(1, samples // 4), seed=seed,
+                                             tolerance=tolerance)
+            report["posterior"] = post.to_dict()
+        if as_json:
+            typer.echo(json.dumps(report))
+            return
+        from rich.table import Table
+
+        con = _console()
+        title = f"Constraints inferred from {len(obs)} demonstrations in {mdp.name}"
+        t = Table(title=title, min_width=len(title))
+        for col in ("#", "constraint", "log-likelihood gain", "KL after (nats)"):
+            t.add_column(col, justify="left" if col == "constraint" else "right")
+        t.add_row("", "(none: the nominal MDP)", "", f"{fit.kl[0]:.4g}")
+        for i, (c, g) in enumerate(zip(fit.constraints, fit.gains)):
+            t.add_row(str(i + 1), c.label, f"{g:.4g}", f"{fit.kl[i + 1]:.4g}")
+        con.print(t)
+        con.print(f"Stopped: {fit.stopped}. {int(fit.violated.sum())} of {len(fit.candidates)} candidates are "
+                  f"broken by a demonstration.", soft_wrap=True)
+        if post is not None:
+            top = [f"{row['label']} {row['p']:.3f}" for row in report["posterior"]["inclusion"][:10]]
+            con.print(f"Posterior ({post.method}) probability that each holds: " + ", ".join(top), soft_wrap=True)
