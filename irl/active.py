@@ -61,7 +61,7 @@ import torch
 from irl.mdp import MDPValidationError, TabularMDP
 
 __all__ = ["CRITERIA", "RewardSamples", "Candidates", "Query", "ActiveRun", "WeightDegeneracyWarning",
-           "as_samples", "make_candidates", "answer_log_probs", "scores", "next_query", "run"]
+           "as_samples", "make_candidates", "answer_log_probs", "scores", "next_query", "run", "resample_move"]
 
 #: The query-selection criteria, by name.
 CRITERIA: tuple[str, ...] = ("information_gain", "volume_removal", "max_regret", "thompson", "random")
@@ -85,6 +85,9 @@ class RewardSamples:
         log_weights: ``(N,)`` normalised log-weights (``logsumexp = 0``); uniform by default.
         human: per-sample values of the human's inferred parameters, ``name -> (N,)``
             (e.g. ``"boltzmann.beta"`` from an :class:`irl.Posterior`).
+        theta: ``(N, P)`` the reward parameters behind the rewards, when known
+            (draws of a prior or a posterior); :func:`run` moves them when the
+            weights degenerate.
 
     Example:
         >>> import numpy as np
@@ -97,6 +100,7 @@ class RewardSamples:
     rewards: np.ndarray
     log_weights: np.ndarray | None = None
     human: dict[str, np.ndarray] = field(default_factory=dict)
+    theta: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         r = np.array(self.rewards, dtype=np.float64)
@@ -115,8 +119,12 @@ class RewardSamples:
         for k, v in human.items():
             if v.shape != (n,):
                 raise ValueError(f"human[{k!r}] must have one value per sample ({n},): got {v.shape}")
-        for a in (r, lw, *human.values()):
+        theta = None if self.theta is None else np.array(self.theta, dtype=np.float64)
+        if theta is not None and (theta.ndim != 2 or theta.shape[0] != n):
+            raise ValueError(f"theta must have shape (N, P) with N = {n}: got {theta.shape}")
+        for a in (r, lw, *human.values(), *([] if theta is None else [theta])):
             a.setflags(write=False)
+        object.__setattr__(self, "theta", theta)
         object.__setattr__(self, "rewards", r)
         object.__setattr__(self, "log_weights", lw)
         object.__setattr__(self, "human", human)
@@ -144,7 +152,7 @@ class RewardSamples:
         ll = np.asarray(log_likelihood, dtype=np.float64)
         if ll.shape != (len(self),):
             raise ValueError(f"log_likelihood must have one entry per sample ({len(self)},): got {ll.shape}")
-        return RewardSamples(self.rewards, self.log_weights + ll, self.human)
+        return RewardSamples(self.rewards, self.log_weights + ll, self.human, self.theta)
 
 
 def as_samples(belief: Any, env: TabularMDP | None = None, *, reward_model: Any = None, weights: Any = None,
@@ -194,17 +202,7 @@ def as_samples(belief: Any, env: TabularMDP | None = None, *, reward_model: Any 
         with np.errstate(divide="ignore"):
             lw = np.log(w)
     if hasattr(belief, "theta") and hasattr(belief, "param_names"):  # an irl.Posterior
-        model = reward_model
-        joint = getattr(belief, "joint", None)
-        if model is None and joint is not None:
-            model = joint.reward_model
-        if model is None:
-            if env is None:
-                raise ValueError("the posterior carries no reward model (a loaded file): pass env= (its default "
-                                 "reward model is used) or reward_model=")
-            from irl.rewards import default_reward_model
-
-            model = default_reward_model(env)
+        model = _reward_model_of(belief, env, reward_model)
         theta = belief.theta.reshape(-1, belief.theta.shape[-1])
         keep = np.arange(theta.shape[0])
         if max_samples is not None and max_samples < theta.shape[0]:
@@ -212,16 +210,12 @@ def as_samples(belief: Any, env: TabularMDP | None = None, *, reward_model: Any 
         with torch.no_grad():
             rewards = model(torch.as_tensor(theta[keep])).numpy()
         human = {k: v.reshape(-1)[keep] for k, v in belief.human.items()}
-        return RewardSamples(rewards, None if lw is None else lw[keep], human)
+        return RewardSamples(rewards, None if lw is None else lw[keep], human, theta[keep])
     if is_prior(belief):
-        if env is None:
-            raise ValueError("drawing rewards from a prior needs env= (for the reward model)")
-        from irl.rewards import default_reward_model
-
-        model = reward_model or default_reward_model(env)
+        model = _reward_model_of(belief, env, reward_model)
         theta = belief.sample((int(n), model.n_params), seed=seed)
         with torch.no_grad():
-            return RewardSamples(model(theta).numpy(), lw)
+            return RewardSamples(model(theta).numpy(), lw, theta=theta.numpy())
     if isinstance(belief, (np.ndarray, torch.Tensor, list, tuple)):
         r = belief.detach().cpu().numpy() if isinstance(belief, torch.Tensor) else np.asarray(belief, np.float64)
         if r.ndim == 2:
@@ -236,6 +230,21 @@ def as_samples(belief: Any, env: TabularMDP | None = None, *, reward_model: Any 
         return RewardSamples(r, lw)
     raise TypeError(f"a belief must be an irl.Posterior, RewardSamples, a prior or an array of rewards "
                     f"(N, S[, A]): got {type(belief).__name__}")
+
+
+def _reward_model_of(belief: Any, env: TabularMDP | None, reward_model: Any) -> Any:
+    """The map from a prior's or a posterior's parameters to rewards: given, the fit's, or ``env``'s default."""
+    if reward_model is not None:
+        return reward_model
+    joint = getattr(belief, "joint", None)
+    if joint is not None:
+        return joint.reward_model
+    if env is None:
+        raise ValueError("mapping reward parameters to rewards needs env= (its default reward model is used) or "
+                         "reward_model= (a loaded posterior or a prior carries none)")
+    from irl.rewards import default_reward_model
+
+    return default_reward_model(env)
 
 
 # ------------------------------------------------------------------ candidate queries
@@ -314,7 +323,9 @@ class Candidates:
 
         self.segments.validate(env.n_states, env.n_actions)
         gamma = env.discount if self.discount is None else float(self.discount)
-        r = _reward_tensor(torch.from_numpy(np.array(rewards, dtype=np.float64)), env.n_states, env.n_actions)
+        r = (rewards.detach().to(torch.float64) if isinstance(rewards, torch.Tensor)
+             else torch.from_numpy(np.array(rewards, dtype=np.float64)))
+        r = _reward_tensor(r, env.n_states, env.n_actions)
         return _segment_returns(self.segments, r, gamma)
 
     def comparisons(self, index: Sequence[int], answers: Sequence[int]) -> Any:
@@ -691,10 +702,12 @@ class ActiveRun:
         queries: ``(T,)`` the asked query indices.
         answers: ``(T,)`` the chosen option of each.
         scores: ``(T,)`` the criterion value of each asked query.
-        ess: ``(T + 1,)`` effective sample size before the first and after each answer.
+        ess: ``(T + 1,)`` effective sample size at the start and after each answer's
+            reweighting (before any re-sampling: the diagnostic of the weights).
         evd: ``(T + 1,)`` expected value difference of the plan for the posterior-mean
-            reward, judged by the true reward (``nan`` without a true reward).
-        refits: the steps after which the posterior was re-sampled.
+            reward, judged by the true reward (``nan`` with ``evaluate=False``).
+        refits: the steps (answers so far) after which the samples were re-sampled.
+        acceptance: mean Metropolis acceptance rate of each resample-move step.
     """
 
     samples: RewardSamples
@@ -705,6 +718,7 @@ class ActiveRun:
     ess: np.ndarray
     evd: np.ndarray
     refits: tuple[int, ...] = ()
+    acceptance: tuple[float, ...] = ()
 
 
 def _evd(env: TabularMDP, samples: RewardSamples, true_reward: Any) -> float:
@@ -714,35 +728,117 @@ def _evd(env: TabularMDP, samples: RewardSamples, true_reward: Any) -> float:
     return expected_value_difference(env, plan(env, samples.mean_reward), true_reward)
 
 
+def _base_density(belief: Any, samples: RewardSamples) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The log-density the starting samples represent, as a function of ``theta (N, P)``, when it is known.
+
+    A prior: its ``log_prob``. A posterior fitted in this session whose log-joint
+    has no human parameters: the log-joint. Otherwise ``None`` (no moves).
+    """
+    from priors import is_prior
+
+    if samples.theta is None:
+        return None
+    if is_prior(belief):
+        return belief.log_prob
+    joint = getattr(belief, "joint", None)
+    if joint is not None and getattr(joint, "dim", None) == samples.theta.shape[1]:
+        return lambda theta: joint(theta)
+    return None
+
+
+def resample_move(samples: RewardSamples, log_density: Callable[[torch.Tensor], torch.Tensor], reward_model: Any,
+                  *, rng: Any = None, steps: int = 20) -> tuple[RewardSamples, float]:
+    """Resample by weight, then move every particle by random-walk Metropolis steps (all particles at once).
+
+    Systematic resampling keeps the particles the answers favour; the moves
+    (Gaussian proposals scaled ``2.38 / sqrt(P)`` times the particles' weighted
+    standard deviation per parameter, shrunk or widened between steps to keep the
+    population's acceptance rate in 0.15-0.45) target ``log_density`` and restore
+    distinct samples, so the belief keeps its effective sample size (resample-move
+    sequential Monte Carlo).
+
+    Args:
+        samples: weighted samples with ``theta`` ``(N, P)``.
+        log_density: ``theta (N, P) -> (N,)`` the unnormalised log-posterior (torch).
+        reward_model: maps ``theta`` to rewards ``(N, S, A)``.
+        rng: seed or generator.
+        steps: Metropolis steps per particle.
+
+    Returns:
+        ``(samples, acceptance)``: equally weighted moved samples and the mean acceptance rate.
+
+    Raises:
+        ValueError: samples without ``theta``.
+
+    References:
+        Gilks & Berzuini (2001), "Following a moving target: Monte Carlo inference
+        for dynamic Bayesian models", JRSS B. Chopin (2002), "A sequential particle
+        filter method for static models", Biometrika.
+    """
+    if samples.theta is None:
+        raise ValueError("resample_move needs the samples' reward parameters theta (N, P)")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    n, p = samples.theta.shape
+    w = samples.weights
+    idx = np.searchsorted(np.cumsum(w), (rng.random() + np.arange(n)) / n).clip(max=n - 1)
+    mean = w @ samples.theta
+    scale = torch.from_numpy(2.38 / math.sqrt(p) * np.maximum(np.sqrt(w @ (samples.theta - mean) ** 2), 1e-8))
+    theta = torch.from_numpy(samples.theta[idx].copy())
+    accepted = 0.0
+    with torch.no_grad():
+        cur = log_density(theta)
+        for _ in range(steps):
+            prop = theta + scale * torch.from_numpy(rng.standard_normal((n, p)))
+            new = log_density(prop)
+            ok = torch.from_numpy(np.log(rng.random(n))) < (new - cur)  # NaN proposals are refused
+            theta = torch.where(ok[:, None], prop, theta)
+            cur = torch.where(ok, new, cur)
+            rate = float(ok.double().mean())
+            accepted += rate
+            # the population's acceptance tunes the next step's scale (each step is a valid Metropolis kernel)
+            scale = scale * (0.7 if rate < 0.15 else 1.3 if rate > 0.45 else 1.0)
+        rewards = reward_model(theta).numpy()
+    human = {k: v[idx] for k, v in samples.human.items()}
+    return RewardSamples(rewards, None, human, theta.numpy()), accepted / max(steps, 1)
+
+
 def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_reward: Any, n_queries: int, *,
-        criterion: str = "information_gain", answerer: Any = None, seed: int | None = None,
-        min_ess: float | None = None, refit: Callable[[Any], Any] | None = None, reward_model: Any = None,
-        evaluate: bool = True) -> ActiveRun:
+        criterion: str = "information_gain", answerer: Any = None, seed: int | None = None, n_samples: int = 1000,
+        min_ess: float | None = None, refit: Callable[[Any], Any] | None = None, moves: int = 20,
+        reward_model: Any = None, evaluate: bool = True) -> ActiveRun:
     """Ask ``n_queries`` questions of a simulated human, updating the belief after each answer.
 
     Each step picks :func:`next_query` (never a query already asked), draws the
     answer from ``answerer``'s choice rule on the true reward, and multiplies each
     sample's weight by the likelihood of that answer under ``human`` (importance
-    reweighting: exact Bayes' rule on the fixed sample set, cheap, no re-planning).
-    Reweighting cannot move samples, so when the effective sample size falls below
-    ``min_ess`` the belief is re-sampled by ``refit`` if given (e.g. a
-    :class:`irl.BayesianIRL` fit on all answers so far), else a
-    :class:`WeightDegeneracyWarning` is raised (once).
+    reweighting: exact Bayes' rule on the fixed sample set). Each informative
+    answer roughly halves the effective sample size, so when it falls below
+    ``min_ess`` the samples are renewed:
+
+    * by ``refit(comparisons)`` if given (e.g. an :class:`irl.BayesianIRL` fit on
+      all answers so far and the original evidence), returning a new belief;
+    * else, when the starting belief's density is known (a prior, or a posterior
+      fitted in this session without human parameters), by :func:`resample_move`
+      targeting that density times the likelihood of all answers so far;
+    * else a :class:`WeightDegeneracyWarning` is raised (once) and the loop goes on
+      with the degenerate weights.
 
     Args:
         env: the MDP.
-        belief: the starting belief (posterior, prior draws, a prior, reward samples).
+        belief: the starting belief (a prior, a posterior, reward samples).
         candidates: the candidate queries.
-        human: the model of the answerer used for the update (any human model with ``choice_log_probs``).
+        human: the model of the answerer used for the update (any human model with
+            ``choice_log_probs``), ``None`` for ``Boltzmann(1.0)``.
         true_reward: the reward the simulated human judges by ``(S,)``/``(S, A)``.
         n_queries: number of questions ``T``.
         criterion: one of :data:`CRITERIA`.
         answerer: the simulated human (default ``human``; another model studies misspecification).
-        seed: random seed (answers, Thompson draws, random queries).
-        min_ess: ESS below which to refit or warn (default ``min(100, N / 2)``).
-        refit: ``comparisons -> belief`` re-sampling from the answers so far, e.g.
-            ``lambda c: irl.BayesianIRL(human, prior=p).fit(env, c, samples=500, seed=0)``.
-        reward_model: passed to :func:`as_samples`.
+        seed: random seed (prior draws, answers, Thompson draws, random queries, moves).
+        n_samples: draws from a prior belief.
+        min_ess: ESS below which to renew the samples or warn (default ``min(100, N / 2)``).
+        refit: ``comparisons -> belief``, re-sampling from the answers so far.
+        moves: Metropolis steps per particle of :func:`resample_move`.
+        reward_model: maps parameters to rewards (default: the fit's or ``env``'s default).
         evaluate: record the expected value difference after every answer.
 
     Returns:
@@ -757,11 +853,12 @@ def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_r
         >>> env = irl.envs.make("gridworld-5x5")
         >>> cands = make_candidates(env, n_trajectories=40, n_queries=300, seed=0)
         >>> res = run(env, priors.Gaussian(0.0, 1.0), cands, hm.Boltzmann(5.0), env.true_reward, 10, seed=0)
-        >>> res.evd.shape, bool(res.evd[-1] <= res.evd[0])
+        >>> res.evd.shape, bool(res.evd[-1] < 0.1 * res.evd[0])
         ((11,), True)
 
     References:
-        Sadigh et al. (2017); Bıyık et al. (2019); Bıyık et al. (2022) (APReL).
+        Sadigh et al. (2017); Bıyık et al. (2019); Bıyık et al. (2022) (APReL);
+        Chopin (2002) (resample-move).
     """
     _check_criterion(criterion)
     if not 1 <= n_queries <= candidates.n_queries:
@@ -770,7 +867,9 @@ def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_r
     rng = np.random.default_rng(seed)
     human = _default_human(human)
     answerer = human if answerer is None else answerer
-    samples = as_samples(belief, env, reward_model=reward_model, seed=None if seed is None else seed + 1)
+    samples = as_samples(belief, env, reward_model=reward_model, n=n_samples, seed=seed)
+    base = _base_density(belief, samples) if refit is None else None
+    model = _reward_model_of(belief, env, reward_model) if base is not None else None
     floor = min(100.0, len(samples) / 2) if min_ess is None else float(min_ess)
     with torch.no_grad():
         truth = candidates.returns(env, true_reward)  # (M,)
@@ -781,6 +880,7 @@ def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_r
     ess = [samples.ess]
     evd = [_evd(env, samples, true_reward) if evaluate else float("nan")]
     refits: list[int] = []
+    acceptance: list[float] = []
     warned = False
     for t in range(n_queries):
         query = _pick(_scores(samples, g, candidates, criterion, human, rng), candidates, criterion, asked)
@@ -793,19 +893,42 @@ def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_r
         asked.append(query.index)
         answers.append(answer)
         picked.append(query.score)
-        if samples.ess < floor:
+        ess.append(samples.ess)
+        if samples.ess < floor and (refit is not None or base is not None):
             if refit is not None:
                 samples = as_samples(refit(candidates.comparisons(asked, answers)), env, reward_model=reward_model)
-                with torch.no_grad():
-                    g = candidates.returns(env, samples.rewards)
-                refits.append(t + 1)
-            elif not warned:
-                warnings.warn(f"the effective sample size fell to {samples.ess:.1f} of {len(samples)} samples after "
-                              f"{t + 1} answers (below {floor:g}): the reweighted belief rests on few samples. Start "
-                              f"from more samples, or pass refit= to re-sample the posterior from the answers",
-                              WeightDegeneracyWarning, stacklevel=2)
-                warned = True
-        ess.append(samples.ess)
+            else:
+                samples, rate = resample_move(samples, _answers_density(base, model, candidates, env, human,
+                                                                        samples, asked, answers),
+                                              model, rng=rng, steps=moves)
+                acceptance.append(rate)
+            with torch.no_grad():
+                g = candidates.returns(env, samples.rewards)
+            refits.append(t + 1)
+        elif samples.ess < floor and not warned:
+            warnings.warn(f"the effective sample size fell to {samples.ess:.1f} of {len(samples)} samples after "
+                          f"{t + 1} answers (below {floor:g}) and the starting belief's density is unknown, so the "
+                          f"samples cannot be moved: the reweighted belief rests on few samples. Start from more "
+                          f"samples, or pass refit= to re-sample the posterior from the answers",
+                          WeightDegeneracyWarning, stacklevel=2)
+            warned = True
         evd.append(_evd(env, samples, true_reward) if evaluate else float("nan"))
     return ActiveRun(samples, candidates.comparisons(asked, answers), np.array(asked), np.array(answers),
-                     np.array(picked), np.array(ess), np.array(evd), tuple(refits))
+                     np.array(picked), np.array(ess), np.array(evd), tuple(refits), tuple(acceptance))
+
+
+def _answers_density(base: Callable[[torch.Tensor], torch.Tensor], model: Any, candidates: Candidates,
+                     env: TabularMDP, human: Any, samples: RewardSamples, asked: list[int],
+                     answers: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``theta -> base(theta) + sum_t log P(answer_t | query_t, reward(theta))``, batched over ``theta (N, P)``."""
+    opts = torch.from_numpy(candidates.queries[asked].copy())  # (T, K)
+    ans = torch.tensor(answers)
+    steps = torch.arange(len(asked))
+    bound = _bound_human(human, RewardSamples(samples.rewards[:1]))  # fixed parameters only: moves keep no draws of phi
+
+    def density(theta: torch.Tensor) -> torch.Tensor:
+        g = candidates.returns(env, model(theta))  # (N, M)
+        logp = answer_log_probs(bound, g[:, opts])  # (N, T, K)
+        return base(theta) + logp[:, steps, ans].sum(-1)
+
+    return density
