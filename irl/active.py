@@ -886,7 +886,7 @@ def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_r
         query = _pick(_scores(samples, g, candidates, criterion, human, rng), candidates, criterion, asked)
         opts = torch.from_numpy(query.options)
         with torch.no_grad():
-            p = answerer.choice_log_probs(truth[opts]).exp().numpy()
+            p = answer_log_probs(answerer, truth[opts]).exp().numpy()
             answer = int(rng.choice(candidates.k, p=p / p.sum()))
             ll = answer_log_probs(_bound_human(human, samples), g[:, opts])[:, answer]
         samples = samples.reweighted(ll.numpy())

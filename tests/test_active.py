@@ -366,3 +366,19 @@ def test_a_prior_belief_is_renewed_by_moves_instead_of_collapsing(grid):
                   n_samples=600)
     assert len(res.refits) >= 1 and len(res.acceptance) == len(res.refits)
     assert res.samples.ess > 100 and res.evd[-1] < 0.1  # measured 0.033 (a bad plan loses ~17)
+
+
+def test_the_benchmark_runs_and_reports_paired_differences():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_active.py"
+    spec = importlib.util.spec_from_file_location("bench_active", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    r = bench.one_env("gridworld-5x5", 2, 2, n_trajectories=12, n_candidates=20, n_samples=200, beta=1.0)
+    assert set(r["criteria"]) == set(CRITERIA)
+    for row in r["criteria"].values():
+        assert len(row["mean_evd"]) == 3 and len(row["curves"]) == 2 and np.all(np.array(row["curves"]) >= 0)
+    assert r["criteria"]["random"]["vs_random"] == 0.0
+    assert "information_gain" in bench.table(r)
