@@ -60,11 +60,13 @@ import torch
 
 from irl.mdp import MDPValidationError, TabularMDP
 
-__all__ = ["CRITERIA", "RewardSamples", "Candidates", "Query", "ActiveRun", "WeightDegeneracyWarning",
+__all__ = ["CRITERIA", "ANSWERS", "RewardSamples", "Candidates", "Query", "ActiveRun", "WeightDegeneracyWarning",
            "as_samples", "make_candidates", "answer_log_probs", "scores", "next_query", "run", "resample_move"]
 
 #: The query-selection criteria, by name.
 CRITERIA: tuple[str, ...] = ("information_gain", "volume_removal", "max_regret", "thompson", "random")
+#: What a human answers to a query of ``K`` options: the best one, or a full ranking.
+ANSWERS: tuple[str, ...] = ("choice", "ranking")
 
 _FORMAT = "pluggable-irl/queries"
 #: Elements of an ``(N, Q, K)`` block scored at once (about 32 MB of float64).
@@ -257,6 +259,9 @@ class Candidates:
         queries: ``(Q, K)`` int64 indices into ``segments``: query ``q`` shows
             ``segments[queries[q]]``; ``K >= 2`` distinct options each.
         discount: discount of segment returns (``None``: the MDP's).
+        answer: what the human answers: ``"choice"`` (the best of the ``K`` options;
+            answer ``a`` is option ``a``) or ``"ranking"`` (all ``K`` ordered best first,
+            Plackett-Luce; answer ``a`` is the ``a``-th ordering of :meth:`orders`).
 
     Files: :meth:`save` writes a versioned ``.npz`` atomically (no pickle) and
     :meth:`load` reads it back.
@@ -273,10 +278,13 @@ class Candidates:
     segments: Any
     queries: Any
     discount: float | None = None
+    answer: str = "choice"
 
     def __post_init__(self) -> None:
         from demos import Trajectories
 
+        if self.answer not in ANSWERS:
+            raise ValueError(f"unknown answer kind {self.answer!r}; known: {', '.join(ANSWERS)}")
         if not isinstance(self.segments, Trajectories):
             raise TypeError(f"Candidates.segments must be demos.Trajectories: got {type(self.segments).__name__}")
         q = np.asarray(self.queries)
@@ -314,6 +322,17 @@ class Candidates:
         """Options per query ``K``."""
         return int(self.queries.shape[1])
 
+    @property
+    def n_answers(self) -> int:
+        """Number of possible answers: ``K`` (choice) or ``K!`` (ranking)."""
+        return self.k if self.answer == "choice" else math.factorial(self.k)
+
+    def orders(self) -> np.ndarray:
+        """``(n_answers, K)``: the options of each answer, best first (a choice lists only its pick first)."""
+        if self.answer == "choice":
+            return np.array([[a] + [b for b in range(self.k) if b != a] for a in range(self.k)], dtype=np.int64)
+        return np.array(list(itertools.permutations(range(self.k))), dtype=np.int64)
+
     def returns(self, env: TabularMDP, rewards: Any) -> torch.Tensor:
         """Discounted return of every segment under every reward: ``(N, S, A) -> (N, M)`` (or ``(S, A) -> (M,)``).
 
@@ -329,7 +348,10 @@ class Candidates:
         return _segment_returns(self.segments, r, gamma)
 
     def comparisons(self, index: Sequence[int], answers: Sequence[int]) -> Any:
-        """The answered queries as :class:`demos.Comparisons` evidence (choice ``answers[i]`` of query ``index[i]``).
+        """The answered queries as :class:`demos.Comparisons` evidence (answer ``answers[i]`` to query ``index[i]``).
+
+        A ranking becomes ``K - 1`` successive choices of the best remaining segment
+        (:meth:`demos.Comparisons.from_rankings`), the likelihood the scores use.
 
         Raises:
             ValueError: an index or answer out of range.
@@ -343,6 +365,13 @@ class Candidates:
                              f"{ans.size} answers")
         if np.any((idx < 0) | (idx >= self.n_queries)):
             raise ValueError(f"query indices must lie in 0..{self.n_queries - 1}: got {idx.tolist()}")
+        if np.any((ans < 0) | (ans >= self.n_answers)):
+            raise ValueError(f"answers must lie in 0..{self.n_answers - 1} ({self.answer} of {self.k} options): "
+                             f"got {ans.tolist()}")
+        if self.answer == "ranking":
+            orders = self.orders()
+            return Comparisons.from_rankings([self.segments.subset(self.queries[i][orders[a]]) for i, a in zip(idx, ans)],
+                                             discount=self.discount)
         seg = self.segments.subset(self.queries[idx].reshape(-1))
         return Comparisons(seg, np.full(idx.size, self.k), ans, self.discount)
 
@@ -354,7 +383,7 @@ class Candidates:
         save_arrays(path, _FORMAT, {"states": seg.states, "actions": seg.actions, "lengths": seg.lengths,
                                     "terminated": seg.terminated, "truncated": seg.truncated,
                                     "queries": self.queries},
-                    meta={"discount": self.discount, **(meta or {})})
+                    meta={"discount": self.discount, "answer": self.answer, **(meta or {})})
 
     @classmethod
     def load(cls, path: Any) -> "Candidates":
@@ -372,7 +401,7 @@ class Candidates:
             raise DemoFileError(f"{path}: candidate-query file lacks arrays {sorted(need - set(arrays))}")
         seg = Trajectories(states=arrays["states"], actions=arrays["actions"], lengths=arrays["lengths"],
                            terminated=arrays.get("terminated"), truncated=arrays.get("truncated"))
-        out = cls(seg, arrays["queries"], meta.get("discount"))
+        out = cls(seg, arrays["queries"], meta.get("discount"), str(meta.get("answer", "choice")))
         object.__setattr__(out, "_meta", dict(meta))
         return out
 
@@ -382,11 +411,13 @@ class Candidates:
         return dict(getattr(self, "_meta", {}))
 
     def __repr__(self) -> str:
-        return f"Candidates(segments={len(self.segments)}, queries={self.n_queries}, k={self.k})"
+        kind = "" if self.answer == "choice" else f", answer={self.answer!r}"
+        return f"Candidates(segments={len(self.segments)}, queries={self.n_queries}, k={self.k}{kind})"
 
 
 def make_candidates(env: TabularMDP, belief: Any = None, *, n_trajectories: int = 100, n_queries: int | None = 500,
-                    k: int = 2, beta: float = 1.0, horizon: int | None = None, seed: int | None = None) -> Candidates:
+                    k: int = 2, answer: str = "choice", beta: float = 1.0, horizon: int | None = None,
+                    seed: int | None = None) -> Candidates:
     """Sample a pool of trajectories from ``env`` and random ``k``-option queries among them.
 
     Half the pool (all of it without a belief) are rollouts of the uniformly random
@@ -405,6 +436,7 @@ def make_candidates(env: TabularMDP, belief: Any = None, *, n_trajectories: int 
         n_queries: number of distinct random queries (fewer if the pool has fewer
             distinguishable ones); ``None`` for every ``k``-subset of the pool.
         k: options per query (2: pairwise comparisons).
+        answer: ``"choice"`` (pick the best) or ``"ranking"`` (order all ``k``).
         beta: rationality of the soft-optimal rollouts.
         horizon: rollout length (required for infinite-horizon MDPs).
         seed: random seed.
@@ -428,6 +460,8 @@ def make_candidates(env: TabularMDP, belief: Any = None, *, n_trajectories: int 
 
     if k < 2:
         raise ValueError(f"a query needs k >= 2 options: got k = {k}")
+    if answer not in ANSWERS:
+        raise ValueError(f"unknown answer kind {answer!r}; known: {', '.join(ANSWERS)}")
     if n_trajectories < k:
         raise ValueError(f"the pool needs at least k = {k} trajectories: got n_trajectories = {n_trajectories}")
     if n_queries is not None and n_queries < 1:
@@ -467,7 +501,7 @@ def make_candidates(env: TabularMDP, belief: Any = None, *, n_trajectories: int 
     if len(queries) == 0:
         raise ValueError(f"no query of {k} trajectories with different returns under the belief was found among "
                          f"{m} trajectories: sample more (n_trajectories) or longer (horizon) trajectories")
-    return Candidates(pool, queries, float(env.discount))
+    return Candidates(pool, queries, float(env.discount), answer)
 
 
 def _distinguishable(pool: Candidates, env: TabularMDP, samples: RewardSamples | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -501,19 +535,42 @@ def _bound_human(human: Any, samples: RewardSamples) -> Any:
     return human.bind(**values)
 
 
-def answer_log_probs(human: Any, returns: torch.Tensor) -> torch.Tensor:
-    """Log-probability of each answer: ``human.choice_log_probs`` of option returns ``(N, Q, K) -> (N, Q, K)``.
+def answer_log_probs(human: Any, returns: torch.Tensor, *, ranking: bool = False) -> torch.Tensor:
+    """Log-probability of each answer to queries whose options return ``returns (..., K)``.
 
-    The choice rule of :class:`demos.Comparisons` evidence (Boltzmann over returns
-    for the built-in models); a batched parameter ``(N,)`` of the human applies per sample.
+    The choice rule of :class:`demos.Comparisons` evidence, ``human.choice_log_probs``
+    (Boltzmann over returns for the built-in models); a batched parameter ``(N,)``
+    of the human applies to the leading sample axis.
+
+    Args:
+        human: the model of the answerer.
+        returns: ``(..., K)`` the options' returns, e.g. ``(N, Q, K)``.
+        ranking: score full rankings (Plackett-Luce: successive choices of the best
+            remaining option) instead of the choice of the best one.
+
+    Returns:
+        ``(..., K)`` (choice) or ``(..., K!)`` (ranking, in the order of
+        :meth:`Candidates.orders`).
 
     Raises:
         TypeError: a human model without a choice rule.
+
+    References:
+        Plackett (1975), "The analysis of permutations", JRSS C.
     """
     rule = getattr(human, "choice_log_probs", None)
     if rule is None:
         raise TypeError(f"{type(human).__name__} has no choice_log_probs(values, mask): it cannot answer queries")
-    return rule(returns)
+    if not ranking:
+        return rule(returns)
+    k = returns.shape[-1]
+    perms = torch.tensor(list(itertools.permutations(range(k))), dtype=torch.int64)  # (P, K) best first
+    rank = torch.argsort(perms, dim=1)  # rank[p, o]: place of option o in ordering p
+    available = rank[:, None, :] >= torch.arange(k - 1)[None, :, None]  # (P, K-1, K): still to be placed at step j
+    values = returns[..., None, None, :].expand(*returns.shape[:-1], *available.shape)
+    logp = rule(values, available)  # (..., P, K-1, K)
+    chosen = perms[:, :k - 1].expand(*logp.shape[:-1])[..., None]
+    return logp.gather(-1, chosen)[..., 0].sum(-1)
 
 
 def _information_gain(w: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -551,8 +608,8 @@ def scores(belief: Any, candidates: Candidates, env: TabularMDP, *, criterion: s
         reward_model: passed to :func:`as_samples`.
 
     Returns:
-        ``(Q,)`` float64 scores: mutual information in nats (``information_gain``),
-        expected removed volume in ``[0, 1 - 1/K]`` (``volume_removal``), expected
+        ``(Q,)`` float64 scores: mutual information in nats, at most ``log n_answers`` (``information_gain``),
+        expected removed volume in ``[0, 1 - 1/n_answers]`` (``volume_removal``), expected
         regret in return units (``max_regret``), minus the summed regret of the
         options under the Thompson draws (``thompson``, 0 is ideal), uniform noise (``random``).
 
@@ -594,14 +651,15 @@ def _scores(samples: RewardSamples, g: torch.Tensor, candidates: Candidates, cri
         bound = _bound_human(human, samples)
         w = torch.from_numpy(samples.weights)
         n, (nq, k) = g.shape[0], q.shape
-        step = max(1, _BLOCK // max(1, n * k))
+        ranking = candidates.answer == "ranking"
+        step = max(1, _BLOCK // max(1, n * k * (candidates.n_answers * (k - 1) if ranking else 1)))
         out = []
         for lo in range(0, nq, step):  # chunks of queries bound memory; all samples at once
             gq = g[:, q[lo:lo + step]]  # (N, Q_chunk, K)
             if criterion == "max_regret":
                 out.append(_max_regret(w, gq))
             else:
-                logp = answer_log_probs(bound, gq)
+                logp = answer_log_probs(bound, gq, ranking=ranking)
                 out.append(_information_gain(w, logp) if criterion == "information_gain" else _volume_removal(w, logp))
         return torch.cat(out).numpy()
 
@@ -700,7 +758,8 @@ class ActiveRun:
         samples: the final belief (:class:`RewardSamples`).
         comparisons: every answer as :class:`demos.Comparisons` evidence (refit with any solver).
         queries: ``(T,)`` the asked query indices.
-        answers: ``(T,)`` the chosen option of each.
+        answers: ``(T,)`` each answer: the chosen option, or the ordering's row of
+            :meth:`Candidates.orders` for rankings.
         scores: ``(T,)`` the criterion value of each asked query.
         ess: ``(T + 1,)`` effective sample size at the start and after each answer's
             reweighting (before any re-sampling: the diagnostic of the weights).
@@ -886,9 +945,10 @@ def run(env: TabularMDP, belief: Any, candidates: Candidates, human: Any, true_r
         query = _pick(_scores(samples, g, candidates, criterion, human, rng), candidates, criterion, asked)
         opts = torch.from_numpy(query.options)
         with torch.no_grad():
-            p = answer_log_probs(answerer, truth[opts]).exp().numpy()
-            answer = int(rng.choice(candidates.k, p=p / p.sum()))
-            ll = answer_log_probs(_bound_human(human, samples), g[:, opts])[:, answer]
+            ranking = candidates.answer == "ranking"
+            p = answer_log_probs(answerer, truth[opts], ranking=ranking).exp().numpy()
+            answer = int(rng.choice(candidates.n_answers, p=p / p.sum()))
+            ll = answer_log_probs(_bound_human(human, samples), g[:, opts], ranking=ranking)[:, answer]
         samples = samples.reweighted(ll.numpy())
         asked.append(query.index)
         answers.append(answer)
@@ -928,7 +988,7 @@ def _answers_density(base: Callable[[torch.Tensor], torch.Tensor], model: Any, c
 
     def density(theta: torch.Tensor) -> torch.Tensor:
         g = candidates.returns(env, model(theta))  # (N, M)
-        logp = answer_log_probs(bound, g[:, opts])  # (N, T, K)
+        logp = answer_log_probs(bound, g[:, opts], ranking=candidates.answer == "ranking")  # (N, T, answers)
         return base(theta) + logp[:, steps, ans].sum(-1)
 
     return density

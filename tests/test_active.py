@@ -225,6 +225,8 @@ def test_candidates_round_trip_through_a_file(tmp_path, grid):
     assert back.discount == cands.discount and back.meta["env"] == env.name
     with np.load(path, allow_pickle=False) as z:
         assert "queries" in z.files
+    Candidates(cands.segments, cands.queries[:, :2], answer="ranking").save(path)
+    assert Candidates.load(path).answer == "ranking"
 
 
 def test_make_candidates_shapes_and_rankings(grid):
@@ -382,3 +384,58 @@ def test_the_benchmark_runs_and_reports_paired_differences():
         assert len(row["mean_evd"]) == 3 and len(row["curves"]) == 2 and np.all(np.array(row["curves"]) >= 0)
     assert r["criteria"]["random"]["vs_random"] == 0.0
     assert "information_gain" in bench.table(r)
+
+
+def _plackett_luce(values, order, beta):
+    """P(order) by hand: successive softmax choices of the best remaining option."""
+    rest, p = list(order), 1.0
+    for j in range(len(order) - 1):
+        z = [math.exp(beta * values[i]) for i in rest]
+        p *= math.exp(beta * values[rest[0]]) / sum(z)
+        rest = rest[1:]
+    return p
+
+
+@pytest.mark.parametrize("criterion", ["information_gain", "volume_removal"])
+def test_ranking_queries_match_brute_force_over_the_orderings(criterion):
+    env, seg, rewards, weights = _tiny()
+    queries = np.array(list(itertools.combinations(range(4), 3)))
+    cands = Candidates(seg, queries, answer="ranking")
+    assert cands.n_answers == 6 and cands.orders().tolist()[1] == [0, 2, 1]
+    got = scores(RewardSamples(rewards, np.log(weights)), cands, env, criterion=criterion, human=hm.Boltzmann(1.5))
+    G = [_returns_by_hand(seg, r, env.discount) for r in rewards]
+    want = []
+    for q in queries:
+        p = np.array([[_plackett_luce([G[h][i] for i in q], list(o), 1.5) for o in itertools.permutations(range(3))]
+                      for h in range(3)])
+        assert np.allclose(p.sum(1), 1.0)
+        pa = weights @ p
+        want.append(float(np.sum(weights[:, None] * p * np.log(p / pa))) if criterion == "information_gain"
+                    else 1.0 - float(np.sum(pa ** 2)))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_ranking_answers_update_like_ranking_evidence(grid):
+    env, belief, _ = grid
+    cands = make_candidates(env, belief, n_trajectories=20, n_queries=60, k=3, answer="ranking", seed=1)
+    human = hm.Boltzmann(2.0)
+    res = run(env, belief, cands, human, env.true_reward, 3, seed=0, evaluate=False, min_ess=1.0)
+    assert res.answers.max() < 6 and len(res.comparisons) == 6  # three rankings of 3 = six successive choices
+    ll = irl.Evidence(env, res.comparisons, human).log_likelihood(torch.from_numpy(belief.rewards.copy()))
+    np.testing.assert_allclose(res.samples.weights, torch.softmax(ll, 0).numpy(), rtol=1e-9, atol=1e-15)
+    with pytest.raises(ValueError, match="unknown answer kind 'order'; known: choice, ranking"):
+        Candidates(cands.segments, cands.queries, answer="order")
+
+
+def test_cli_ranking_candidates_and_bad_answer_kind(cli_files, tmp_path):
+    app, post, _ = cli_files
+    ranks = tmp_path / "ranks.npz"
+    res = runner.invoke(app, ["candidates", "--env", "gridworld-5x5", "--trajectories", "12", "--queries", "20",
+                              "--k", "3", "--answer", "ranking", "--out", str(ranks)])
+    assert res.exit_code == 0 and "ranking of 3 options" in res.stdout, res.output
+    out = runner.invoke(app, ["query", str(post), "--candidates", str(ranks), "--json"])
+    assert out.exit_code == 0, out.output
+    assert len(json.loads(out.stdout)["options"]) == 3 and json.loads(out.stdout)["score"] <= math.log(6)
+    bad = runner.invoke(app, ["candidates", "--env", "gridworld-5x5", "--answer", "order", "--out", str(ranks)])
+    _clean_error(bad, "unknown answer kind 'order'", "choice, ranking")
+    assert bad.exit_code == 2

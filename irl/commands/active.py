@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
                                            help="Size of the trajectory pool, e.g. --trajectories 100."),
         n_queries: int = typer.Option(500, "--queries", min=1, help="Number of random queries, e.g. --queries 500."),
         k: int = typer.Option(2, "--k", min=2, help="Options per query (2: pairwise comparisons), e.g. --k 3."),
+        answer: str = typer.Option("choice", "--answer",
+                                   help="What the human answers: choice (the best option) or ranking (all options "
+                                        "ordered), e.g. --answer ranking."),
         horizon: Optional[int] = typer.Option(None, "--horizon", min=1,
                                               help="Rollout length (infinite-horizon environments), e.g. --horizon 20."),
         seed: int = typer.Option(0, "--seed", help="Random seed, e.g. --seed 1."),
@@ -62,10 +65,15 @@ def register(app: typer.Typer) -> None:
                 str(post.info.get("reward_model", "auto")), mdp), max_samples=2000)
         if mdp.horizon is None and horizon is None:
             raise CLIError(f"environment {mdp.name!r} has an infinite horizon: pass --horizon for the rollouts", code=2)
-        cands = make_candidates(mdp, belief, n_trajectories=n_trajectories, n_queries=n_queries, k=k,
+        from irl.active import ANSWERS
+
+        if answer not in ANSWERS:
+            raise CLIError(f"unknown answer kind {answer!r}; known: {', '.join(ANSWERS)}", code=2)
+        cands = make_candidates(mdp, belief, n_trajectories=n_trajectories, n_queries=n_queries, k=k, answer=answer,
                                 horizon=horizon, seed=seed)
         cands.save(out, meta={"env": mdp.name})
-        _console().print(f"{cands.n_queries} candidate queries of {cands.k} options among {len(cands.segments)} "
+        _console().print(f"{cands.n_queries} candidate queries ({cands.answer} of {cands.k} options) among "
+                         f"{len(cands.segments)} "
                          f"trajectories in {mdp.name}. Saved to {out}", soft_wrap=True)
 
     @app.command()
