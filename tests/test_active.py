@@ -439,3 +439,23 @@ def test_cli_ranking_candidates_and_bad_answer_kind(cli_files, tmp_path):
     bad = runner.invoke(app, ["candidates", "--env", "gridworld-5x5", "--answer", "order", "--out", str(ranks)])
     _clean_error(bad, "unknown answer kind 'order'", "choice, ranking")
     assert bad.exit_code == 2
+
+
+def test_moves_target_the_log_joint_of_a_fitted_posterior(grid):
+    env, _, cands = grid
+    from irl.active import _base_density
+
+    data = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=5, seed=0)
+    model = irl.rewards.LinearReward.from_mdp(env)
+    joint = irl.LogJoint([irl.Evidence(env, data, hm.Boltzmann(2.0))], model, priors.Gaussian(0.0, 1.0))
+    theta = np.random.default_rng(0).normal(size=(1, 50, 4))
+    post = irl.Posterior(theta=theta, joint=joint)
+    belief = as_samples(post, env)
+    density = _base_density(post, belief)
+    th = torch.from_numpy(theta[0])
+    np.testing.assert_allclose(density(th).numpy(), joint(th).detach().numpy())
+    res = run(env, post, cands, hm.Boltzmann(2.0), env.true_reward, 2, seed=0, min_ess=49.9, evaluate=False)
+    assert res.refits and all(0.0 < a < 1.0 for a in res.acceptance)
+    free = irl.LogJoint([irl.Evidence(env, data, hm.Boltzmann(priors.LogNormal(0.0, 1.0)))], model)
+    post2 = irl.Posterior(theta=theta, human={"boltzmann.beta": np.ones((1, 50))}, joint=free)
+    assert _base_density(post2, as_samples(post2, env)) is None  # human parameters: no moves, a warning instead
