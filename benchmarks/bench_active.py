@@ -64,7 +64,8 @@ def one_env(name: str, seeds: int, n_queries: int, n_trajectories: int, n_candid
         out["criteria"][crit] = {
             "mean_evd": ev.mean(0).round(4).tolist(), "se_evd": (ev.std(0, ddof=1) / np.sqrt(seeds)).round(4).tolist(),
             "mean_over_curve": round(float(ev[:, 1:].mean()), 4),
-            "vs_random": round(float(diff.mean()), 4), "vs_random_se": round(float(diff.std(ddof=1) / np.sqrt(seeds)), 4),
+            "vs_random": round(float(diff.mean()), 4),
+            "vs_random_se": round(float(diff.std(ddof=1) / np.sqrt(seeds)), 4),
             "seconds_per_run": round(seconds[crit] / seeds, 3), "renewals_per_run": renewals[crit] / seeds,
             "curves": ev.round(4).tolist()}
     return out

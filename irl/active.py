@@ -1,8 +1,9 @@
 """Which question to ask next: active reward learning from comparisons and k-way choices.
 
 A *query* shows the human ``K`` trajectory segments (``K = 2``: a pairwise
-comparison; ``K > 2``: pick the best of ``K``, the first step of a
-Plackett-Luce ranking) and records which one they choose. The answer is scored
+comparison; ``K > 2``: pick the best of ``K``) and records which one they
+choose, or, for ``answer="ranking"`` candidates, their order of all ``K``
+(Plackett-Luce: successive choices of the best remaining one). The answer is scored
 exactly as :class:`demos.Comparisons` evidence is: the human model's choice
 rule over the segments' discounted returns,
 ``P(k | query, r) = human.choice_log_probs(G_r(query)).exp()``, Boltzmann over
@@ -31,10 +32,12 @@ bound memory):
 * ``random``: a uniformly random query (the baseline).
 
 :func:`run` closes the loop: it asks a simulated human, reweights the samples by
-the likelihood of each answer (importance reweighting of a fixed sample set),
-reports the effective sample size, warns with :class:`WeightDegeneracyWarning`
-when it collapses and, if given a Bayesian solver, re-samples the posterior from
-all answers so far.
+the likelihood of each answer (importance reweighting of a fixed sample set) and
+reports the effective sample size. When that collapses it renews the samples, by
+a user's ``refit`` (e.g. Bayesian IRL on all answers so far) or by resample-move
+steps (:func:`resample_move`) when the starting density is known (a prior, or a
+posterior fitted in the session); otherwise it warns with
+:class:`WeightDegeneracyWarning`.
 
 References:
     Sadigh, Dragan, Sastry & Seshia (2017), "Active Preference-Based Learning of
@@ -58,7 +61,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from irl.mdp import MDPValidationError, TabularMDP
+from irl.mdp import TabularMDP
 
 __all__ = ["CRITERIA", "ANSWERS", "RewardSamples", "Candidates", "Query", "ActiveRun", "WeightDegeneracyWarning",
            "as_samples", "make_candidates", "answer_log_probs", "scores", "next_query", "run", "resample_move"]
@@ -370,8 +373,8 @@ class Candidates:
                              f"got {ans.tolist()}")
         if self.answer == "ranking":
             orders = self.orders()
-            return Comparisons.from_rankings([self.segments.subset(self.queries[i][orders[a]]) for i, a in zip(idx, ans)],
-                                             discount=self.discount)
+            ranked = [self.segments.subset(self.queries[i][orders[a]]) for i, a in zip(idx, ans)]
+            return Comparisons.from_rankings(ranked, discount=self.discount)
         seg = self.segments.subset(self.queries[idx].reshape(-1))
         return Comparisons(seg, np.full(idx.size, self.k), ans, self.discount)
 
@@ -504,7 +507,8 @@ def make_candidates(env: TabularMDP, belief: Any = None, *, n_trajectories: int 
     return Candidates(pool, queries, float(env.discount), answer)
 
 
-def _distinguishable(pool: Candidates, env: TabularMDP, samples: RewardSamples | None) -> Callable[[np.ndarray], np.ndarray]:
+def _distinguishable(pool: Candidates, env: TabularMDP,
+                     samples: RewardSamples | None) -> Callable[[np.ndarray], np.ndarray]:
     """``queries (Q, K) -> (Q,)`` True where some sample's returns of the options differ (all True without samples)."""
     if samples is None:
         return lambda q: np.ones(len(q), dtype=bool)
@@ -512,8 +516,12 @@ def _distinguishable(pool: Candidates, env: TabularMDP, samples: RewardSamples |
         g = pool.returns(env, samples.rewards).numpy()  # (N, M)
 
     def keep(q: np.ndarray) -> np.ndarray:
-        gq = g[:, q]  # (N, Q, K)
-        return np.any(gq.max(-1) - gq.min(-1) > 1e-9 * (1.0 + np.abs(gq).max(-1)), axis=0)
+        step = max(1, _BLOCK // max(1, g.shape[0] * q.shape[1]))
+        out = []
+        for lo in range(0, len(q), step):  # chunks of queries bound memory
+            gq = g[:, q[lo:lo + step]]  # (N, Q_chunk, K)
+            out.append(np.any(gq.max(-1) - gq.min(-1) > 1e-9 * (1.0 + np.abs(gq).max(-1)), axis=0))
+        return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
     return keep
 

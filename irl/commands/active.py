@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
                                    help="What the human answers: choice (the best option) or ranking (all options "
                                         "ordered), e.g. --answer ranking."),
         horizon: Optional[int] = typer.Option(None, "--horizon", min=1,
-                                              help="Rollout length (infinite-horizon environments), e.g. --horizon 20."),
+                                              help="Rollout length (infinite-horizon environments), "
+                                                   "e.g. --horizon 20."),
         seed: int = typer.Option(0, "--seed", help="Random seed, e.g. --seed 1."),
     ) -> None:
         """Sample trajectories and random queries among them, and save them for `irl query`.
@@ -79,7 +80,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @_handles_errors
     def query(
-        posterior: Path = typer.Argument(..., help="A posterior saved by `irl fit --solver bayes`, e.g. posterior.npz."),
+        posterior: Path = typer.Argument(..., help="A posterior saved by `irl fit --solver bayes`, "
+                                                   "e.g. posterior.npz."),
         candidates_file: Path = typer.Option(..., "--candidates",
                                              help="Candidate queries saved by `irl candidates`, e.g. "
                                                   "--candidates pairs.npz."),
