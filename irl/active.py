@@ -572,13 +572,15 @@ def answer_log_probs(human: Any, returns: torch.Tensor, *, ranking: bool = False
     if not ranking:
         return rule(returns)
     k = returns.shape[-1]
-    perms = torch.tensor(list(itertools.permutations(range(k))), dtype=torch.int64)  # (P, K) best first
-    rank = torch.argsort(perms, dim=1)  # rank[p, o]: place of option o in ordering p
-    available = rank[:, None, :] >= torch.arange(k - 1)[None, :, None]  # (P, K-1, K): still to be placed at step j
-    values = returns[..., None, None, :].expand(*returns.shape[:-1], *available.shape)
-    logp = rule(values, available)  # (..., P, K-1, K)
-    chosen = perms[:, :k - 1].expand(*logp.shape[:-1])[..., None]
-    return logp.gather(-1, chosen)[..., 0].sum(-1)
+    perms = list(itertools.permutations(range(k)))  # best first, the order of Candidates.orders()
+    # each step of a ranking chooses among the options not yet placed: score every such set once
+    subsets = sorted({frozenset(p[j:]) for p in perms for j in range(k - 1)}, key=sorted)
+    which = {sub: i for i, sub in enumerate(subsets)}
+    mask = torch.tensor([[o in sub for o in range(k)] for sub in subsets])  # (U, K)
+    logp = rule(returns[..., None, :].expand(*returns.shape[:-1], *mask.shape), mask)  # (..., U, K)
+    sub_id = torch.tensor([[which[frozenset(p[j:])] for j in range(k - 1)] for p in perms])  # (P, K-1)
+    chosen = torch.tensor([list(p[:k - 1]) for p in perms])  # (P, K-1)
+    return logp[..., sub_id, chosen].sum(-1)
 
 
 def _information_gain(w: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -660,7 +662,7 @@ def _scores(samples: RewardSamples, g: torch.Tensor, candidates: Candidates, cri
         w = torch.from_numpy(samples.weights)
         n, (nq, k) = g.shape[0], q.shape
         ranking = candidates.answer == "ranking"
-        step = max(1, _BLOCK // max(1, n * k * (candidates.n_answers * (k - 1) if ranking else 1)))
+        step = max(1, _BLOCK // max(1, n * k * (2 ** k if ranking else 1)))
         out = []
         for lo in range(0, nq, step):  # chunks of queries bound memory; all samples at once
             gq = g[:, q[lo:lo + step]]  # (N, Q_chunk, K)
