@@ -71,6 +71,26 @@ def one_env(name: str, seeds: int, n_queries: int, n_trajectories: int, n_candid
     return out
 
 
+def timing(n_samples: int, n_queries: int, n_trajectories: int) -> list[dict]:
+    """Seconds of one ``next_query`` over ``n_samples`` x ``n_queries`` on gridworld-8x8 (best of 3)."""
+    from irl.active import as_samples, next_query
+
+    env = irl.envs.make("gridworld-8x8")
+    belief = as_samples(priors.Gaussian(0.0, 1.0), env, n=n_samples, seed=0)
+    rows = []
+    for k, answer in ((2, "choice"), (3, "choice"), (3, "ranking")):
+        cands = make_candidates(env, n_trajectories=n_trajectories, n_queries=n_queries, k=k, answer=answer, seed=0)
+        for crit in CRITERIA:
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                next_query(belief, cands, env, criterion=crit, human=hm.Boltzmann(1.0), seed=0)
+                best = min(best, time.perf_counter() - t0)
+            rows.append({"k": k, "answer": answer, "criterion": crit, "samples": n_samples,
+                         "queries": cands.n_queries, "seconds": round(best, 4)})
+    return rows
+
+
 def table(result: dict) -> str:
     q = result["queries"]
     cols = [t for t in (0, 1, 2, 5, 10, 15, 20, 30, 40) if t <= q]
@@ -103,9 +123,14 @@ def main() -> None:
         results.append(r)
         print(table(r), flush=True)
         print()
+    n_time = (500, 1000) if args.quick else (2000, 5000)
+    times = timing(*n_time, n_trajectories=200)
+    print(f"seconds per next_query on gridworld-8x8, {n_time[0]} samples x {n_time[1]} candidate queries:")
+    for row in times:
+        print(f"  k={row['k']} {row['answer']:8s} {row['criterion']:17s} {row['seconds']:.3f}")
     from demos import atomic_write
 
-    text = json.dumps({"benchmark": "active", "results": results}, indent=1)
+    text = json.dumps({"benchmark": "active", "results": results, "timing": times}, indent=1)
     atomic_write(args.out, lambda f: f.write(text), binary=False)
     print(f"wrote {args.out}")
 
