@@ -459,3 +459,18 @@ def test_moves_target_the_log_joint_of_a_fitted_posterior(grid):
     free = irl.LogJoint([irl.Evidence(env, data, hm.Boltzmann(priors.LogNormal(0.0, 1.0)))], model)
     post2 = irl.Posterior(theta=theta, human={"boltzmann.beta": np.ones((1, 50))}, joint=free)
     assert _base_density(post2, as_samples(post2, env)) is None  # human parameters: no moves, a warning instead
+
+
+def test_the_simulated_answerer_can_differ_from_the_assumed_model(grid):
+    env, belief, cands = grid
+    coin = hm.Noisy(hm.Boltzmann(5.0), 1.0)  # answers uniformly at random, whatever the reward
+    res = run(env, belief, cands, hm.Boltzmann(5.0), env.true_reward, 40, criterion="random", answerer=coin, seed=0,
+              evaluate=False, min_ess=0.0)
+    sharp = run(env, belief, cands, hm.Boltzmann(5.0), env.true_reward, 40, criterion="random", seed=0,
+                evaluate=False, min_ess=0.0)
+    np.testing.assert_array_equal(res.queries, sharp.queries)  # same questions, different answers
+    truth = cands.returns(env, env.true_reward).numpy()[cands.queries[sharp.queries]]
+    agree = lambda r: np.mean(r.answers == truth.argmax(1))  # noqa: E731
+    assert agree(sharp) > 0.85 and 0.25 < agree(res) < 0.75
+    with pytest.raises(TypeError, match="has no choice_log_probs"):
+        run(env, belief, cands, hm.Boltzmann(5.0), env.true_reward, 1, answerer=object(), evaluate=False)
