@@ -433,6 +433,10 @@ def test_cli_ranking_candidates_and_bad_answer_kind(cli_files, tmp_path):
     res = runner.invoke(app, ["candidates", "--env", "gridworld-5x5", "--trajectories", "12", "--queries", "20",
                               "--k", "3", "--answer", "ranking", "--out", str(ranks)])
     assert res.exit_code == 0 and "ranking of 3 options" in res.stdout, res.output
+    res = runner.invoke(app, ["candidates", "--env", "gridworld-5x5", "--trajectories", "12", "--queries", "20",
+                              "--k", "3", "--answer", "ranking", "--out", str(ranks), "--json"])
+    assert json.loads(res.stdout) == {"out": str(ranks), "env": "gridworld-5x5", "segments": 12, "queries": 20,
+                                      "k": 3, "answer": "ranking"}
     out = runner.invoke(app, ["query", str(post), "--candidates", str(ranks), "--json"])
     assert out.exit_code == 0, out.output
     assert len(json.loads(out.stdout)["options"]) == 3 and json.loads(out.stdout)["score"] <= math.log(6)

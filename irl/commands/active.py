@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
                                               help="Rollout length (infinite-horizon environments), "
                                                    "e.g. --horizon 20."),
         seed: int = typer.Option(0, "--seed", help="Random seed, e.g. --seed 1."),
+        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON, e.g. --json."),
     ) -> None:
         """Sample trajectories and random queries among them, and save them for `irl query`.
 
@@ -73,6 +74,10 @@ def register(app: typer.Typer) -> None:
         cands = make_candidates(mdp, belief, n_trajectories=n_trajectories, n_queries=n_queries, k=k, answer=answer,
                                 horizon=horizon, seed=seed)
         cands.save(out, meta={"env": mdp.name})
+        if json_out:
+            typer.echo(json.dumps({"out": str(out), "env": mdp.name, "segments": len(cands.segments),
+                                   "queries": cands.n_queries, "k": cands.k, "answer": cands.answer}))
+            return
         _console().print(f"{cands.n_queries} candidate queries ({cands.answer} of {cands.k} options) among "
                          f"{len(cands.segments)} "
                          f"trajectories in {mdp.name}. Saved to {out}", soft_wrap=True)
