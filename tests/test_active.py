@@ -478,3 +478,22 @@ def test_the_simulated_answerer_can_differ_from_the_assumed_model(grid):
     assert agree(sharp) > 0.85 and 0.25 < agree(res) < 0.75
     with pytest.raises(TypeError, match="has no choice_log_probs"):
         run(env, belief, cands, hm.Boltzmann(5.0), env.true_reward, 1, answerer=object(), evaluate=False)
+
+
+@pytest.mark.parametrize("answer", ["choice", "ranking"])
+def test_scores_do_not_depend_on_the_order_of_options_and_stay_in_range(answer):
+    env, seg, _, _ = _tiny()
+    rng = np.random.default_rng(3)
+    belief = RewardSamples(rng.normal(size=(50, 3, 2)), rng.normal(size=50))
+    queries = np.array(list(itertools.combinations(range(4), 3)))
+    shuffled = np.array([rng.permutation(q) for q in queries])
+    n_answers = 3 if answer == "choice" else 6
+    for crit in ("information_gain", "volume_removal", "max_regret"):
+        a = scores(belief, Candidates(seg, queries, answer=answer), env, criterion=crit, human=hm.Boltzmann(2.0))
+        b = scores(belief, Candidates(seg, shuffled, answer=answer), env, criterion=crit, human=hm.Boltzmann(2.0))
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert np.all(a >= -1e-12)
+        if crit == "information_gain":
+            assert np.all(a <= math.log(n_answers) + 1e-12)
+        if crit == "volume_removal":
+            assert np.all(a <= 1 - 1 / n_answers + 1e-12)
