@@ -26,6 +26,7 @@ from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL
 from irl import adapters  # layer 5: its third-party imports happen only when an adapter is used
 from irl import datasets
+from irl import active
 
 from irl._version import __version__
 

@@ -282,6 +282,7 @@ API_PAGES = {  # page -> anchors that must be rendered on it (one per ::: direct
     "api/solvers": ["irl.solvers.maxent.MaxEnt", "irl.solvers.base.LogJoint", "irl.solvers.base.RewardEstimate"],
     "api/plan": ["irl.plan.plan"],
     "api/metrics": ["irl.metrics.expected_value_difference"],
+    "api/active": ["irl.active.next_query", "irl.active.run", "irl.active.Candidates"],
     "api/envs": ["irl.envs.make", "irl.envs.gridworld.gridworld", "irl.envs.aima.aima_4x3"],
     "api/human-models": ["human_models.make", "human_models.check_human_model", "human_models.boltzmann.Boltzmann",
                          "human_models.base.BaseHumanModel"],

@@ -14,6 +14,7 @@ from typing import Any
 #: Modules of this package whose ``register(app)`` adds commands (one name per line).
 MODULES: tuple[str, ...] = (
     "constraints",
+    "active",
 )
 
 
