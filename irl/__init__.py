@@ -18,6 +18,7 @@ from irl import envs
 from irl.evidence import Evidence
 from irl.solvers import LogJoint, MaxEnt, RewardEstimate
 from irl.plan import plan
+from irl import side_effects
 from irl import metrics
 from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior

@@ -21,7 +21,8 @@ def reward_of(answer: Any) -> np.ndarray:
     return np.asarray(answer, dtype=np.float64)
 
 
-def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None) -> np.ndarray:
+def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None,
+         penalty: Any = None) -> np.ndarray:
     """Plan with an inferred reward, using more computation than the human had.
 
     Args:
@@ -30,6 +31,8 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         objective: ``"optimal"`` (exact value iteration, deterministic ties split
             evenly) or ``"soft"`` (Boltzmann policy at ``beta``).
         beta: rationality for ``objective="soft"``.
+        penalty: a side-effect penalty (:class:`irl.side_effects.SideEffectPenalty`)
+            subtracted from the reward: relative reachability, attainable utility.
 
     Returns:
         Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``.
@@ -45,6 +48,10 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         True
     """
     r = reward_of(answer)
+    if penalty is not None:
+        from irl import side_effects
+
+        return side_effects.plan(env, r, penalty, objective=objective, beta=beta)
     if objective == "optimal":
         return planning.value_iteration(env, r).policy
     if objective == "soft":
