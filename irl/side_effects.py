@@ -268,7 +268,9 @@ class SideEffectPenalty:
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
             raise MDPValidationError(f"unknown baseline {self.baseline!r}; known: {', '.join(BASELINES)}")
-        t = np.array(self.table, dtype=np.float64)
+        t = np.asarray(self.table, dtype=np.float64)
+        if t.flags.writeable:  # keep a private read-only copy (a read-only table is shared, e.g. by scaled())
+            t = t.copy()
         if not np.all(np.isfinite(t)):
             raise MDPValidationError("the side-effect penalty table must be finite: found NaN or inf")
         if t.size and t.min() < -1e-12:
