@@ -440,9 +440,12 @@ def relative_reachability(env: TabularMDP, *, baseline: str = "stepwise", weight
         baseline: one of :data:`BASELINES` (the paper recommends ``"stepwise"``).
         weight: the penalty multiplier (``beta``; 30 in Krakovna et al.'s gridworld code).
         discount: reachability discount ``gamma_r`` (0.99 in that code).
-        horizon, at_horizon: passed to :func:`reachability`.
+        horizon: at most this many steps of reachability (see :func:`reachability`).
+        at_horizon: reachability after exactly ``horizon`` steps (see :func:`reachability`).
         deviation: ``"truncation"`` (relative reachability) or ``"absolute"``.
-        normalize, start, noop: see :func:`penalty`.
+        normalize: divide by the largest penalty (see :func:`penalty`).
+        start: start state of the starting and inaction baselines (see :func:`penalty`).
+        noop: the no-op action (see :func:`penalty`).
 
     Returns:
         :class:`SideEffectPenalty`.
@@ -483,9 +486,14 @@ def attainable_utility(env: TabularMDP, rewards: Any = None, *, baseline: str = 
             uniform random state rewards drawn with ``seed``.
         baseline: one of :data:`BASELINES` (the paper uses ``"stepwise"``).
         weight: ``lambda``.
-        n_rewards, seed, discount, horizon: see :func:`attainable_values`.
+        n_rewards: number of random auxiliary rewards (see :func:`attainable_values`).
+        seed: their seed.
+        discount: discount of the auxiliary values.
+        horizon: horizon of the auxiliary problems (``None``: infinite).
         deviation: ``"absolute"`` (AUP) or ``"truncation"`` (only decreases count).
-        normalize, start, noop: see :func:`penalty`.
+        normalize: divide by the largest penalty (see :func:`penalty`).
+        start: start state of the starting and inaction baselines (see :func:`penalty`).
+        noop: the no-op action (see :func:`penalty`).
 
     Returns:
         :class:`SideEffectPenalty`.
@@ -516,8 +524,12 @@ def feature_deviation(env: TabularMDP, *, baseline: str = "starting", weight: fl
 
     Args:
         env: the MDP (state features ``(S, F)`` unless ``features`` is given).
-        baseline, weight, normalize, start, noop: see :func:`penalty`.
+        baseline: one of :data:`BASELINES` (the RLSP authors: ``"starting"``).
+        weight: the penalty multiplier (the RLSP authors: 0.5).
         features: ``(S, F)`` features to compare instead of ``env.features``.
+        normalize: divide by the largest penalty (see :func:`penalty`).
+        start: start state of the starting and inaction baselines (see :func:`penalty`).
+        noop: the no-op action (see :func:`penalty`).
 
     Returns:
         :class:`SideEffectPenalty`.
