@@ -294,3 +294,33 @@ def test_bad_inputs_are_explained(room):
         irl.plan(env, env.true_reward, penalty=pen, objective="cvar")
     with pytest.raises(MDPValidationError, match="must be finite and >= 0"):
         pen.scaled(-1.0)
+
+
+# ------------------------------------------------------------------ command line
+def test_command_line_plans_with_a_penalty(room, tmp_path):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+    from irl.plan import load_policy
+
+    env = room.mdp
+    task = np.repeat(room.reward(room.task_weights)[:, None], env.n_actions, axis=1)
+    reward = tmp_path / "reward.npz"
+    irl.RewardEstimate(reward=task, theta=room.task_weights.copy(), log_likelihood=0.0,
+                       info={"env": env.name}).save(str(reward))
+    runner = CliRunner()
+    out = tmp_path / "policy.npz"
+    res = runner.invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--baseline", "inaction",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "relative reachability penalty, inaction baseline, weight 1" in " ".join(res.output.split())
+    policy, meta = load_policy(out)
+    pen = se.relative_reachability(env, baseline="inaction")
+    np.testing.assert_allclose(policy, irl.plan(env, task, penalty=pen))
+    assert meta["penalty"] == "relative-reachability" and _p_broken(room, policy) == 0.0
+    res = runner.invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--measure", "vase", "--out",
+                              str(out)])
+    assert res.exit_code == 2 and "unknown --measure 'vase'; known: relative-reachability" in res.output
+    res = runner.invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--baseline", "never", "--out",
+                              str(out)])
+    assert res.exit_code == 1 and "unknown baseline 'never'" in res.output
