@@ -407,7 +407,9 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
                 raise MDPValidationError(
                     f"the inaction baseline is time-indexed and needs a finite horizon, but {env.name!r} has none: "
                     f"use env.replace(horizon=...) or baseline='stepwise'")
-            N = P[np.arange(S) * A + a0].T.tocsr()  # (S, S): column s is P(. | s, noop)
+            Pn = P[np.arange(S) * A + a0]  # (S, S): P(. | s, noop); a terminal state keeps the baseline in place
+            stuck = 1.0 - np.asarray(Pn.sum(axis=1)).ravel()
+            N = (Pn + sp.diags(np.where(stuck > 1e-12, stuck, 0.0))).T.tocsr()
             d = np.zeros(S)
             d[s0] = 1.0
             base = np.empty((H, V.shape[1]))

@@ -324,3 +324,17 @@ def test_command_line_plans_with_a_penalty(room, tmp_path):
     res = runner.invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--baseline", "never", "--out",
                               str(out)])
     assert res.exit_code == 1 and "unknown baseline 'never'" in res.output
+
+
+def test_inaction_baseline_stays_in_a_terminal_state():
+    # a chain 0 -> 1 -> 2 (terminal) under the no-op; "jump" goes to 2 at once
+    S, A = 3, 2
+    P = np.zeros((S, A, S))
+    P[0, 0, 1] = P[1, 0, 2] = 1.0
+    P[0, 1, 2] = P[1, 1, 2] = 1.0
+    init = np.array([1.0, 0.0, 0.0])
+    env = irl.TabularMDP(transitions=sp.csr_matrix(P.reshape(S * A, S)), n_states=S, n_actions=A, initial=init,
+                         horizon=4, terminal=np.array([False, False, True]), action_names=("noop", "jump"))
+    pen = se.feature_deviation(env, baseline="inaction", features=np.eye(S))
+    # baseline: 0, 1, 2, 2 -> zero penalty there, sqrt(2) elsewhere
+    np.testing.assert_allclose(pen.table, np.sqrt(2) * (1 - np.eye(S)[[0, 1, 2, 2]]))
