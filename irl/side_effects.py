@@ -160,29 +160,36 @@ def reachability(env: TabularMDP, *, discount: float = 0.99, horizon: int | None
     S, A = env.n_states, env.n_actions
     P = env.continuation
     block = max(1, min(S, _BLOCK_BYTES // (8 * S * A)))
+    steps = max_iter if horizon is None else int(horizon)
     out = np.empty((S, S))
     for lo in range(0, S, block):
         cols = np.arange(lo, min(S, lo + block))
-        eye = np.zeros((S, cols.size))
-        eye[cols, np.arange(cols.size)] = 1.0
-        R = eye.copy()
-        steps = max_iter if horizon is None else int(horizon)
-        for it in range(steps):
-            best = (P @ R).reshape(S, A, cols.size).max(axis=1)
-            if at_horizon:
-                R = best
-                continue
-            new = np.maximum(eye, discount * best)
-            change = float(np.abs(new - R).max()) if R.size else 0.0
-            R = new
-            if change <= tol:
-                break
-        else:
-            if horizon is None:
-                raise planning.ConvergenceError(f"reachability did not converge in {max_iter} sweeps "
-                                                f"(last change {change:.3g} > tol {tol:g})")
+        R, converged = _reach_block(P, S, A, cols, discount, steps, at_horizon, tol if horizon is None else 0.0)
+        if horizon is None and not converged:
+            raise planning.ConvergenceError(f"reachability did not converge to tol {tol:g} in {max_iter} sweeps "
+                                            f"(goal states {cols[0]}..{cols[-1]})")
         out[:, cols] = R
     return out
+
+
+def _reach_block(P: sp.csr_matrix, S: int, A: int, cols: np.ndarray, discount: float, steps: int,
+                 at_horizon: bool, tol: float) -> tuple[np.ndarray, bool]:
+    """Reachability of the goals ``cols`` (``(S, len(cols))``) and whether the sweeps converged to ``tol``."""
+    n = cols.size
+    R = np.zeros((S, n))
+    R[cols, np.arange(n)] = 1.0
+    for _ in range(steps):
+        best = (P @ R).reshape(S, A, n).max(axis=1)
+        if at_horizon:
+            R = best
+            continue
+        best *= discount
+        best[cols, np.arange(n)] = 1.0  # max(1[x = y], ...): values never exceed 1
+        change = float(np.abs(best - R).max()) if R.size else 0.0
+        R = best
+        if change <= tol:
+            return R, True
+    return R, at_horizon or steps == 0
 
 
 def attainable_values(env: TabularMDP, rewards: Any = None, *, n_rewards: int = 20, seed: int = 0,
