@@ -21,23 +21,28 @@ def register(app: Any) -> None:
         reward: Path = typer.Argument(..., help="A reward or a posterior saved by `irl fit`, e.g. reward.npz."),
         env: str = typer.Option(..., "--env", help=ENV_HELP),
         measure: str = typer.Option("relative-reachability", "--measure",
-                                    help=f"Deviation measure: {', '.join(MEASURES)}; e.g. --measure attainable-utility."),
-        baseline: str = typer.Option("stepwise", "--baseline", help="starting, inaction or stepwise, e.g. --baseline inaction."),
+                                    help=f"Deviation measure: {', '.join(MEASURES)}; "
+                                         f"e.g. --measure attainable-utility."),
+        baseline: str = typer.Option("stepwise", "--baseline",
+                                     help="starting, inaction or stepwise, e.g. --baseline inaction."),
         weight: float = typer.Option(1.0, "--weight", help="Penalty weight, e.g. --weight 5."),
         discount: float = typer.Option(0.99, "--discount",
                                        help="Discount of the reachability or auxiliary values, e.g. --discount 0.95."),
-        n_rewards: int = typer.Option(20, "--n-rewards", help="Random auxiliary rewards (attainable-utility), e.g. --n-rewards 30."),
+        n_rewards: int = typer.Option(20, "--n-rewards",
+                                      help="Random auxiliary rewards (attainable-utility), e.g. --n-rewards 30."),
         seed: int = typer.Option(0, "--seed", help="Seed of the auxiliary rewards, e.g. --seed 1."),
-        noop: Optional[int] = typer.Option(None, "--noop", help="Index of the no-op action (default: by name), e.g. --noop 4."),
+        noop: Optional[int] = typer.Option(None, "--noop",
+                                           help="Index of the no-op action (default: by name), e.g. --noop 4."),
         start: Optional[int] = typer.Option(None, "--start",
                                             help="Start state of the starting and inaction baselines, e.g. --start 0."),
-        objective: str = typer.Option("optimal", "--objective", help="optimal or soft (Boltzmann at --beta), e.g. --objective soft."),
+        objective: str = typer.Option("optimal", "--objective",
+                                      help="optimal or soft (Boltzmann at --beta), e.g. --objective soft."),
         beta: Optional[float] = typer.Option(None, "--beta", help="Rationality for --objective soft, e.g. --beta 10."),
         out: Path = typer.Option(..., "--out", "-o", help="Where to save the policy, e.g. --out policy.npz."),
     ) -> None:
         """Plan with a reward minus a side-effect penalty and save the policy.
 
-        Example: irl side-effects reward.npz --env rlsp-room --measure relative-reachability --baseline stepwise --out policy.npz
+        Example: irl side-effects reward.npz --env rlsp-room --baseline inaction --weight 2 --out policy.npz
         """
         import irl
         from irl import side_effects
