@@ -7,7 +7,7 @@ done nothing, measured by a *deviation measure* on *auxiliary values*:
 
     r_pen = r - weight * d(s_t ; s'_t)
 
-(Krakovna et al. 2019, Eq. 1). Each part is a choice, named as in the papers:
+(Krakovna et al. 2019). Each part is a choice, named as in the papers:
 
 * **auxiliary values** ``V (S, N)``: ``V[s, i]`` is what can still be attained
   from state ``s`` for the auxiliary goal ``i``:
@@ -46,7 +46,8 @@ penalised objective is a Markov reward only on a suitable state:
   MDP is refused: choose a horizon or the stepwise baseline;
 * ``"stepwise"``: the penalty of ``a_t`` in ``s_t`` compares the next state with
   the no-op's next state from the same ``s_t``: a state-action reward ``(S, A)``
-  (Turner et al.'s ``|Q(s, a) - Q(s, noop)|`` is this with ``"absolute"``).
+  (Turner et al.'s ``|Q(s, a) - Q(s, noop)|``, divided by the discount, is this
+  with ``"absolute"``).
 
 Approximation, documented: when the baseline state (or the agent's next state)
 is random, the deviation is taken between *expected* auxiliary values, e.g.
@@ -54,7 +55,8 @@ is random, the deviation is taken between *expected* auxiliary values, e.g.
 for deterministic dynamics (all the RLSP gridworlds but apples). This keeps every
 penalty one sparse product away from ``V``. It is what Turner et al.'s
 ``|Q(s,a) - Q(s,noop)|`` does for the stepwise baseline; the RLSP authors' code
-takes the expectation outside for the inaction baseline.
+takes the expectation outside for the inaction baseline (their apples cell is
+reproduced all the same).
 
 A :class:`SideEffectPenalty` holds the finished penalty table; :func:`plan`
 (or ``irl.plan(env, reward, penalty=...)``) plans with ``reward - penalty``.
@@ -151,7 +153,7 @@ def reachability(env: TabularMDP, *, discount: float = 0.99, horizon: int | None
 
     References:
         Krakovna et al. (2019), "Penalizing side effects using stepwise relative
-        reachability", Sec. 3 (discounted reachability).
+        reachability" (discounted reachability).
     """
     if not 0.0 < discount <= 1.0:
         raise MDPValidationError(f"reachability discount must be in (0, 1]: got {discount}")
@@ -225,7 +227,7 @@ def attainable_values(env: TabularMDP, rewards: Any = None, *, n_rewards: int = 
 
     References:
         Turner, Hadfield-Menell & Tadepalli (2020), "Conservative agency via
-        attainable utility preservation", Sec. 3.
+        attainable utility preservation", AIES.
     """
     if not 0.0 <= discount <= 1.0:
         raise MDPValidationError(f"auxiliary discount must be in [0, 1]: got {discount}")
@@ -555,7 +557,7 @@ def feature_deviation(env: TabularMDP, *, baseline: str = "starting", weight: fl
         (29,)
 
     References:
-        Shah et al. (2019), "Preferences implicit in the state of the world", Sec. 5
+        Shah et al. (2019), "Preferences implicit in the state of the world",
         (comparison "deviation").
     """
     f = env.features if features is None else np.asarray(features, dtype=np.float64)
