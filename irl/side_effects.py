@@ -557,7 +557,7 @@ def feature_deviation(env: TabularMDP, *, baseline: str = "starting", weight: fl
         (29,)
 
     References:
-        Shah et al. (2019), "Preferences implicit in the state of the world",
+        Shah et al. (2019), "Preferences implicit in the state of the world", ICLR
         (comparison "deviation").
     """
     f = env.features if features is None else np.asarray(features, dtype=np.float64)
