@@ -14,18 +14,15 @@ reachability table takes about 40 s and 1 GB). About two minutes.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "img"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the room drawing of rlsp_figures.py
 ENVS = ("rlsp-room", "rlsp-train", "rlsp-room-bad", "rlsp-batteries-easy", "rlsp-batteries")
 METHODS = ("spec", "rlsp", "deviation", "reachability\n(authors)", "RR stepwise", "AUP stepwise")
-
-
-def _pos(label: str) -> tuple[int, int]:
-    x, y = label.split(";")[0].removeprefix("agent (").split(")")[0].split(",")
-    return int(x), int(y)
 
 
 def _penalty(p, method: str):
@@ -52,6 +49,7 @@ def _weights(p, method: str) -> np.ndarray:
 def robot_path(p, method: str, steps: int = 6) -> list[tuple[int, int]]:
     """Agent positions of the robot planning optimally (first best action on ties) with ``method``."""
     from irl import planning, side_effects
+    from rlsp_figures import _pos
 
     pen = _penalty(p, method)
     r = p.reward(_weights(p, method))
@@ -78,20 +76,14 @@ def fractions() -> np.ndarray:
 
 def draw(path: Path) -> Path:
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     from irl.envs import rlsp
+    from rlsp_figures import draw_room
 
     p = rlsp.problem("rlsp-room")
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     ax, bx = fig.subplots(1, 2, width_ratios=[1.1, 1.3])
-    W, H = 5, 3
-    for x in range(W):
-        for y in range(H):
-            color = "#e8d9b5" if (x, y) in ((1, 1), (3, 1)) else "white"
-            ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=color, edgecolor="#999999"))
-    ax.text(2, 1, "vase", ha="center", va="center", fontsize=11, weight="bold", color="#7a3b00")
-    ax.text(0, 1.3, "goal", ha="center", va="center", fontsize=9, color="#1b5e20")
+    draw_room(ax)
     ax.plot(2, 0, "o", ms=12, color="#555555")
     ax.text(2.15, -0.3, "robot starts", fontsize=8, color="#555555")
     styles = (("spec", "#c62828", "specified reward only"), ("rlsp", "#3949ab", "specified + RLSP"),
@@ -101,11 +93,6 @@ def draw(path: Path) -> Path:
         pts = np.array(robot_path(p, method), dtype=float)
         dy = (k - 1.5) * 0.06
         ax.plot(pts[:, 0] + dy, pts[:, 1] + dy, "-", lw=2.2, color=color, label=name, alpha=0.85)
-    ax.set_xlim(-0.5, W - 0.5)
-    ax.set_ylim(H - 0.5, -0.5)
-    ax.set_aspect("equal")
-    ax.set_xticks(range(W))
-    ax.set_yticks(range(H))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=8, ncol=2, frameon=False)
     ax.set_title("rlsp-room: the robot's first steps")
     f = fractions()
