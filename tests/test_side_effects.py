@@ -338,3 +338,13 @@ def test_inaction_baseline_stays_in_a_terminal_state():
     pen = se.feature_deviation(env, baseline="inaction", features=np.eye(S))
     # baseline: 0, 1, 2, 2 -> zero penalty there, sqrt(2) elsewhere
     np.testing.assert_allclose(pen.table, np.sqrt(2) * (1 - np.eye(S)[[0, 1, 2, 2]]))
+
+
+def test_infinite_horizon_stationary_penalties():
+    env = irl.envs.make("gridworld-5x5").replace(horizon=None, discount=0.9)
+    for pen in (se.relative_reachability(env, baseline="stepwise", weight=2.0),
+                se.attainable_utility(env, baseline="starting", start=0, n_rewards=4)):
+        pi = irl.plan(env, env.true_reward, penalty=pen)
+        assert pi.shape == (env.n_states, env.n_actions)
+        direct = planning.value_iteration(env, se.penalised_reward(env, env.true_reward, pen)).policy
+        np.testing.assert_allclose(pi, direct)
