@@ -123,6 +123,12 @@ def reachability(env: TabularMDP, *, discount: float = 0.99, horizon: int | None
     every goal, ``S^2 A`` numbers per step; only values are needed here, in blocks
     of goals that bound the memory.) Terminal states reach only themselves.
 
+    Cost: one sparse ``(S*A, S)`` by dense ``(S, goals)`` product per sweep and an
+    ``(S, S)`` result. Deterministic worlds converge after as many sweeps as their
+    diameter; on the 5280-state stochastic apples world of RLSP, 20 sweeps
+    (``horizon=20``) take about 40 s and 1 GB, and the unbounded discounted version
+    needs about 250 sweeps (minutes): prefer a horizon on large stochastic worlds.
+
     Args:
         env: the MDP (its own reward, discount and horizon are not used).
         discount: ``gamma_r`` in ``(0, 1]``; 1 gives the probability of reaching
