@@ -19,6 +19,7 @@ from irl.evidence import Evidence
 from irl.solvers import (FlatDirection, IdentifiabilityWarning, LocalOptimaWarning, LogJoint, MaxEnt,
                          RewardEstimate)
 from irl.plan import plan
+from irl import side_effects
 from irl import metrics
 from irl import constraints
 from irl.compare import PosteriorScore, compare, compare_posteriors

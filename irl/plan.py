@@ -22,7 +22,7 @@ def reward_of(answer: Any) -> np.ndarray:
 
 
 def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None,
-         constraints: Any = None) -> np.ndarray:
+         constraints: Any = None, penalty: Any = None) -> np.ndarray:
     """Plan with an inferred reward, using more computation than the human had.
 
     Args:
@@ -34,6 +34,8 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         constraints: state-actions to remove before planning: a list of
             :class:`irl.constraints.Constraint`, the result of :func:`irl.constraints.infer`, or an
             ``(S, A)`` bool mask (see :func:`irl.constraints.plan`).
+        penalty: a side-effect penalty (:class:`irl.side_effects.SideEffectPenalty`)
+            subtracted from the reward: relative reachability, attainable utility.
 
     Returns:
         Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``.
@@ -49,9 +51,17 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         True
     """
     r = reward_of(answer)
+    if constraints is not None and penalty is not None:
+        raise ValueError("irl.plan takes constraints or a side-effect penalty, not both at once: plan with the "
+                         "penalty on an MDP without the constrained state-actions is not implemented")
     if constraints is not None:
         from irl.constraints import plan as constrained_plan
+
         return constrained_plan(env, r, constraints, objective=objective, beta=beta)
+    if penalty is not None:
+        from irl import side_effects
+
+        return side_effects.plan(env, r, penalty, objective=objective, beta=beta)
     if objective == "optimal":
         return planning.value_iteration(env, r).policy
     if objective == "soft":

@@ -38,9 +38,30 @@ def robot_path(p, weights, steps: int = 6) -> list[tuple[int, int]]:
     return path
 
 
+def draw_room(ax) -> None:
+    """The 5x3 room of ``rlsp-room`` on ``ax``: carpets, the vase, the goal spot (y = 0 at the top)."""
+    from matplotlib.patches import Rectangle
+
+    W, H = 5, 3
+    for x in range(W):
+        for y in range(H):
+            color = "#e8d9b5" if (x, y) in ((1, 1), (3, 1)) else "white"
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=color, edgecolor="#999999"))
+    ax.text(2, 1, "vase", ha="center", va="center", fontsize=11, weight="bold", color="#7a3b00")
+    ax.text(0, 1.3, "goal", ha="center", va="center", fontsize=9, color="#1b5e20")
+    ax.text(1, 0.72, "carpet", ha="center", fontsize=7, color="#7a6a40")
+    ax.text(3, 0.72, "carpet", ha="center", fontsize=7, color="#7a6a40")
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(W))
+    ax.set_yticks(range(H))
+
+
 def draw(path: Path) -> Path:
     from matplotlib.figure import Figure
 
+    import irl
     from irl.envs import rlsp
 
     p = rlsp.problem("rlsp-room")
@@ -48,16 +69,7 @@ def draw(path: Path) -> Path:
     final = p.task_weights + est.theta
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     ax, bx = fig.subplots(1, 2, width_ratios=[1.3, 1])
-    W, H = 5, 3
-    for x in range(W):
-        for y in range(H):
-            color = "#e8d9b5" if (x, y) in ((1, 1), (3, 1)) else "white"
-            ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
-                (x - 0.5, y - 0.5), 1, 1, facecolor=color, edgecolor="#999999"))
-    ax.text(2, 1, "vase", ha="center", va="center", fontsize=11, weight="bold", color="#7a3b00")
-    ax.text(0, 1.3, "goal", ha="center", va="center", fontsize=9, color="#1b5e20")
-    ax.text(1, 0.72, "carpet", ha="center", fontsize=7, color="#7a6a40")
-    ax.text(3, 0.72, "carpet", ha="center", fontsize=7, color="#7a6a40")
+    draw_room(ax)
     ax.plot(2, 2, "o", ms=12, mfc="none", mec="#555555")
     ax.text(2.15, 2.3, "person started", fontsize=8, color="#555555")
     ax.plot(2, 0, "o", ms=12, color="#555555")
@@ -66,11 +78,6 @@ def draw(path: Path) -> Path:
                                (final, "#2e7d32", "specified + RLSP: walks round it", 0.08)):
         pts = np.array(robot_path(p, w), dtype=float)
         ax.plot(pts[:, 0], pts[:, 1] + dy, "-", lw=2.5, color=color, label=name, alpha=0.85)
-    ax.set_xlim(-0.5, W - 0.5)
-    ax.set_ylim(H - 0.5, -0.5)
-    ax.set_aspect("equal")
-    ax.set_xticks(range(W))
-    ax.set_yticks(range(H))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=8, ncol=1, frameon=False)
     ax.set_title("rlsp-room: the robot's plan")
     names = [n.replace("agent_", "").replace("num_", "") for n in p.mdp.feature_names]

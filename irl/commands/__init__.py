@@ -15,6 +15,7 @@ from typing import Any
 MODULES: tuple[str, ...] = (
     "constraints",
     "active",
+    "side_effects",
 )
 
 

@@ -433,7 +433,7 @@ def _first_greedy(q: np.ndarray) -> np.ndarray:
 
 
 def true_reward_fraction(prob: RLSPProblem, weights: Any, *, horizon: int = EVAL_HORIZON,
-                         living_reward: float = LIVING_REWARD) -> float:
+                         living_reward: float = LIVING_REWARD, penalty: Any = None) -> float:
     """The paper's success measure for a robot that plans on the reward ``weights . f(s)``.
 
     The robot plans optimally (hard value iteration, ties broken towards the
@@ -448,6 +448,9 @@ def true_reward_fraction(prob: RLSPProblem, weights: Any, *, horizon: int = EVAL
         weights: ``(F,)`` feature weights the robot plans on (e.g. task + inferred).
         horizon: evaluation length.
         living_reward: per-step constant added to both returns.
+        penalty: a side-effect penalty (:mod:`irl.side_effects`) for the MDP with
+            this horizon, subtracted from the robot's reward ``weights . f(s)``
+            (the paper's "deviation" and "reachability" comparisons).
 
     Returns:
         The fraction (a float; can be negative when the robot does harm).
@@ -463,10 +466,15 @@ def true_reward_fraction(prob: RLSPProblem, weights: Any, *, horizon: int = EVAL
     mdp = prob.mdp if prob.mdp.horizon == horizon else prob.mdp.replace(horizon=horizon)
     true = prob.reward(prob.true_weights)
 
-    def value(w: np.ndarray) -> float:
-        q = planning.value_iteration(mdp, prob.reward(w)).q  # (H, S, A)
+    def value(w: np.ndarray, pen: Any = None) -> float:
+        if pen is None:
+            q = planning.value_iteration(mdp, prob.reward(w)).q  # (H, S, A)
+        else:
+            from irl import side_effects
+
+            q = side_effects.plan_penalised(mdp, prob.reward(w), pen).q
         pi = _first_greedy(q)
         v = planning.policy_evaluation(mdp, true, pi)
         return float(v[0, prob.observed_state]) + living_reward * horizon
 
-    return value(np.asarray(weights, dtype=np.float64)) / value(prob.true_weights)
+    return value(np.asarray(weights, dtype=np.float64), penalty) / value(prob.true_weights)
