@@ -19,6 +19,7 @@ from irl.evidence import Evidence
 from irl.solvers import LogJoint, MaxEnt, RewardEstimate
 from irl.plan import plan
 from irl import metrics
+from irl import robust
 from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL

@@ -21,18 +21,34 @@ def reward_of(answer: Any) -> np.ndarray:
     return np.asarray(answer, dtype=np.float64)
 
 
-def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None) -> np.ndarray:
+def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None,
+         alpha: float | None = None, lam: float | None = None, baseline: Any = None, weights: Any = None,
+         defer: float | None = None, fallback: Any = "ask") -> Any:
     """Plan with an inferred reward, using more computation than the human had.
 
     Args:
         env: the MDP to act in.
-        answer: a reward ``(S,)``/``(S, A)`` or a result with a ``.reward``.
+        answer: a reward ``(S,)``/``(S, A)`` or a result with a ``.reward``; for the
+            posterior objectives an :class:`irl.Posterior` or reward samples
+            ``(N, S)``/``(N, S, A)``.
         objective: ``"optimal"`` (exact value iteration, deterministic ties split
-            evenly) or ``"soft"`` (Boltzmann policy at ``beta``).
+            evenly), ``"soft"`` (Boltzmann policy at ``beta``), or over a posterior
+            ``"mean"``, ``"map"``, ``"cvar"`` (BROIL: ``lam * E[return] + (1 - lam) *
+            CVaR_alpha(return - baseline)``; see :func:`irl.robust.plan_posterior`).
         beta: rationality for ``objective="soft"``.
+        alpha: CVaR level in ``[0, 1)`` (posterior objectives).
+        lam: weight of the expected return in ``[0, 1]`` (``objective="cvar"``).
+        baseline: ``None``, ``"demonstrations"``, demonstrations or an occupancy array.
+        weights: ``(N,)`` weights of reward samples.
+        defer: defer where the posterior probability that the chosen action is
+            optimal is below this (with ``objective="optimal"`` over a posterior, the
+            mean objective is used).
+        fallback: ``"ask"``, ``"demonstrations"`` or a policy array (with ``defer``).
 
     Returns:
-        Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``.
+        Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``; for the
+        posterior objectives and ``defer`` an :class:`irl.robust.RobustPlan`
+        (usable as that array, with the return distribution and the deferral mask).
 
     Raises:
         ValueError: unknown objective (the message lists the known ones).
@@ -44,12 +60,21 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         >>> pi.shape == (env.horizon, env.n_states, env.n_actions)
         True
     """
+    from irl import robust
+
+    if objective in robust.OBJECTIVES or defer is not None:
+        return robust.plan_posterior(env, answer, objective="mean" if objective == "optimal" else objective,
+                                     alpha=alpha, lam=lam, baseline=baseline, weights=weights, defer=defer,
+                                     fallback=fallback)
+    if any(x is not None for x in (alpha, lam, baseline, weights)):
+        raise ValueError(f"alpha, lam, baseline and weights apply to the posterior objectives (mean, map, cvar) or "
+                         f"defer=, not to objective={objective!r}")
     r = reward_of(answer)
     if objective == "optimal":
         return planning.value_iteration(env, r).policy
     if objective == "soft":
         return planning.soft_value_iteration(env, r, beta=1.0 if beta is None else beta).policy
-    raise ValueError(f"unknown planning objective {objective!r}; known: optimal, soft")
+    raise ValueError(f"unknown planning objective {objective!r}; known: optimal, soft, mean, map, cvar")
 
 
 # ------------------------------------------------------------------ policy files

@@ -105,3 +105,9 @@ register("mouselab-312", mouselab.mouselab_312,
 register("metareasoning-bernoulli", metareasoning_bernoulli,
          "Bernoulli metareasoning (Hay et al. 2012): k options with Beta beliefs, sample one per computation, "
          "stop picks the best posterior mean; k=3, prior=(1, 1), horizon=10, cost=0; meta-level problem in env.meta")
+
+# The small problems of BROIL (Brown, Niekum & Petrik 2020): robust planning over a reward posterior
+from irl.envs import broil  # noqa: E402
+
+for _name, (_factory, _summary) in broil.ENVIRONMENTS.items():
+    register(_name, _factory, _summary)
