@@ -367,3 +367,47 @@ def test_result_is_a_policy_and_read_only() -> None:
     with pytest.raises(ValueError):
         res.policy[0, 0] = 1.0
     assert "objective='cvar'" in repr(res)
+
+
+def lava_posterior(samples_per_chain: int = 2000, chains: int = 4, n: int = 2000) -> np.ndarray:
+    """Bayesian IRL on the lava corridor's single demonstration (BoltzmannQ, beta 10, as in BROIL), ``n`` unit-norm
+    weight samples (the paper's convention: a reward direction, its scale is not identified)."""
+    import human_models as hm
+    import priors
+
+    env = irl.envs.make("lava-corridor")
+    demo = irl.envs.broil.lava_corridor_demonstrations()
+    post = irl.BayesianIRL(hm.BoltzmannQ(beta=10.0), prior=priors.Gaussian(0.0, 1.0), sampler="policywalk").fit(
+        env, demo, samples=samples_per_chain, warmup=500, chains=chains, seed=0, check=False)
+    theta = post.theta.reshape(-1, 2)[post._thinned(n, 0)]
+    return theta / np.linalg.norm(theta, axis=1, keepdims=True)
+
+
+def test_lava_corridor_regret_policy_avoids_the_lava_the_mean_policy_crosses() -> None:
+    env = irl.envs.make("lava-corridor")
+    demo = irl.envs.broil.lava_corridor_demonstrations()
+    w = lava_posterior()
+    assert w.shape == (2000, 2) and np.all(w[:, 1] < w[:, 0])  # every sample: lava worse than a white cell
+    samples = w @ env.features.T
+    lava = env.features[:, 1] == 1
+    truth = env.true_reward
+    mean = irl.plan(env, samples, objective="mean", baseline=demo)  # reports the CVaR of its regret
+    regret = irl.plan(env, samples, objective="cvar", alpha=0.95, lam=0.0, baseline=demo)
+    robust = irl.plan(env, samples, objective="cvar", alpha=0.95, lam=0.0)
+    go = lambda p: np.asarray(env.action_names)[p.policy.argmax(-1)].reshape(3, 5)  # noqa: E731
+    # top row: the mean policy walks right and down into the lava from the two cells right of the middle;
+    # the robust-regret policy walks left round the lava as the demonstrator did, from every top cell
+    assert list(go(mean)[0]) == ["down", "left", "right", "right", "down"]
+    assert list(go(regret)[0]) == ["down", "left", "left", "left", "left"]
+    lava_visits = {k: float(p.occupancy.sum(-1)[lava].sum()) for k, p in
+                   (("mean", mean), ("regret", regret), ("robust", robust))}
+    # (uniform start: 4 of 15 episodes start in the lava and must step out of it once)
+    assert lava_visits["regret"] == pytest.approx(4 / 15, abs=1e-9)
+    assert lava_visits["mean"] > lava_visits["regret"] + 0.15
+    # under the true reward the regret policy is optimal, the mean policy is not
+    assert irl.metrics.expected_value_difference(env, regret, truth) < 1e-9
+    assert irl.metrics.expected_value_difference(env, mean, truth) > 0.04
+    # robust return without a baseline hedges against costly white cells (the tail of the posterior), taking the
+    # short way through the lava even more often: what the demonstrations add is the baseline, as in the paper
+    assert lava_visits["robust"] >= lava_visits["mean"]
+    assert regret.cvar > -0.02 and mean.cvar < regret.cvar - 0.05
