@@ -11,8 +11,9 @@
   environment's own reward is the mean.
 * ``lava-corridor``: a 3 x 5 grid whose middle row is lava except its first cell;
   features (white, red), true weights proportional to (-0.1, -0.9), four
-  deterministic moves, the bottom-right cell terminal, uniform start over all
-  cells, discount 0.99. :func:`lava_corridor_demonstrations` is the single
+  deterministic moves, the bottom-right cell terminal, uniform start over the
+  14 other cells (the paper starts in all 15; an episode here never starts in a
+  terminal state, which only removes a constant from every policy's return), discount 0.99. :func:`lava_corridor_demonstrations` is the single
   demonstration of the paper, from the top row round the lava by the left column:
   it shows that lava is worse than a white cell, but not by how much.
 
@@ -102,7 +103,8 @@ def lava_corridor(*, discount: float = 0.99, weights: tuple[float, float] = (-0.
     env = ascii_gridworld(layout, weights={"white": w[0], "red": w[1]}, discount=discount, name="lava-corridor",
                           legend={"S": ("white", False), ".": ("white", False), "L": ("red", False),
                                   "g": ("white", True)})
-    return env.replace(initial=np.full(env.n_states, 1.0 / env.n_states))
+    live = (~env.terminal).astype(np.float64)
+    return env.replace(initial=live / live.sum())
 
 
 def lava_corridor_demonstrations() -> Any:
