@@ -103,7 +103,7 @@ def lp_scaling(states: int, samples: int, reward: str, seed: int = 0) -> dict:
     total = time.perf_counter() - t0
     check = np.abs(irl.planning.occupancy_measure(env, res.policy) - res.occupancy).max()
     return {"case": "lp_scaling", "reward": reward, "states": env.n_states, "actions": env.n_actions,
-            "samples": samples, "variables": res.lp["variables"],
+            "samples": samples, "method": res.lp["method"], "variables": res.lp["variables"],
             "constraints": res.lp["equality_constraints"] + res.lp["inequality_constraints"],
             "nonzeros": res.lp["nonzeros"], "build_s": round(res.lp["build_seconds"], 4),
             "solve_s": round(res.lp["seconds"] - res.lp["build_seconds"], 4), "total_s": round(total, 4),

@@ -172,6 +172,10 @@ def test_lp_occupancy_is_the_planners_occupancy_of_its_policy(horizon, discount,
     samples = np.random.default_rng(8).normal(size=(30, 8, 3))
     res = broil(env, samples, alpha=0.9, lam=0.3)
     np.testing.assert_allclose(planning.occupancy_measure(env, res.policy), res.occupancy, atol=1e-8)
+    for method in ("highs-ds", "highs-ipm"):  # every HiGHS method reaches the same optimum
+        other = broil(env, samples, alpha=0.9, lam=0.3, method=method)
+        assert other.lp["method"] == method
+        assert other.lp["objective"] == pytest.approx(res.lp["objective"], abs=1e-7)
     M, b = flow_constraints(env)
     np.testing.assert_allclose(M @ res.occupancy.ravel(), b, atol=1e-9)
     # and the planner's occupancy of any policy satisfies the flow constraints
