@@ -1236,4 +1236,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m irl.cli`: run the imported module's app, whose error classes the command modules share
+    from irl.cli import main as _imported_main
+
+    _imported_main()
