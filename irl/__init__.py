@@ -22,6 +22,7 @@ from irl.plan import plan
 from irl import side_effects
 from irl import metrics
 from irl import constraints
+from irl import robust
 from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL

@@ -1021,12 +1021,25 @@ def plan(
     env: str = typer.Option(..., "--env", help=ENV_HELP),
     objective: str = typer.Option("optimal", "--objective",
                                   help="optimal (exact value iteration) or soft (Boltzmann policy at --beta), "
-                                       "e.g. --objective soft."),
+                                       "e.g. --objective soft; over a posterior's draws also mean, map or cvar "
+                                       "(BROIL: lam * E[return] + (1 - lam) * CVaR_alpha), e.g. --objective cvar."),
     beta: Optional[float] = typer.Option(None, "--beta", help="Rationality for --objective soft, e.g. --beta 10."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the policy, e.g. --out policy.npz."),
     horizon: Optional[int] = HORIZON_OPTION,
     discount: Optional[float] = DISCOUNT_OPTION,
     json_out: bool = JSON_OPTION,
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="CVaR level in [0, 1) (default 0.95): the worst "
+                                                                "1 - alpha of the posterior, e.g. --alpha 0.95."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="Weight of the expected return in [0, 1] for "
+                                                            "--objective cvar (default 0), e.g. --lam 0.5."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Demonstrations: the CVaR is of the regret "
+                                                                     "against them, e.g. --baseline demos.npz."),
+    defer: Optional[float] = typer.Option(None, "--defer", help="Defer where the posterior probability that the "
+                                                                "chosen action is optimal is below this, e.g. --defer "
+                                                                "0.8."),
+    fallback: str = typer.Option("ask", "--fallback", help="What a deferring policy does: ask (mark the state) or "
+                                                           "demonstrations (act as in --baseline), e.g. --fallback "
+                                                           "demonstrations."),
 ) -> None:
     """Plan with an inferred reward (the "superhuman" step) and save the policy.
 
@@ -1044,6 +1057,12 @@ def plan(
         raise CLIError(f"--beta must be a finite number > 0: got {beta}", code=2)
     _check_writable(out)
     mdp = _make_env(env, horizon=horizon, discount=discount)
+    from irl.commands import robust as _robust  # planning over posterior draws (BROIL, deferring)
+
+    if _robust.wants_posterior(objective, alpha, lam, baseline, defer, fallback):
+        return _robust.plan_posterior_command(reward, mdp, objective=objective, alpha=alpha, lam=lam,
+                                              baseline=baseline, defer=defer, fallback=fallback, out=out,
+                                              json_out=json_out)
     est = _load_reward(reward)
     _check_reward_shape(np.asarray(est.reward), mdp, reward)
     _warn_env_mismatch(est.info.get("env"), mdp, reward)
@@ -1134,6 +1153,9 @@ def evaluate(
     report: dict[str, Any] = {"env": mdp.name, "policy_file": str(policy), "optimal_return": v_opt,
                               "policy_return": v_pol, "expected_value_difference": evd,
                               "evd_fraction_of_optimal": frac, "random_return": v_rand}
+    from irl.commands.robust import deferral_summary  # a deferring policy: share of deferred visits, regret split
+
+    report.update(deferral_summary(mdp, pi, meta, truth))
     if data is not None:
         obs = demos.load(data, columns=columns)
         if hasattr(obs, "validate"):
@@ -1164,6 +1186,10 @@ def evaluate(
     t.add_row("uniformly random", f"{v_rand:.4f}")
     con.print(t)
     con.print(f"expected value difference: {evd:.4g} ({100 * frac:.3f}% of optimal)", soft_wrap=True)
+    if "deferred_visits" in report:
+        con.print(f"defers in {100 * report['deferred_visits']:.1f}% of the (discounted) visits; regret of the "
+                  f"policy's own decisions {report['regret_autonomous']:.4g}, of the deferred ones "
+                  f"{report['regret_deferred']:.4g}", soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- compare
@@ -1593,4 +1619,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m irl.cli`: run the imported module's app, whose error classes the command modules share
+    from irl.cli import main as _imported_main
+
+    _imported_main()

@@ -22,23 +22,38 @@ def reward_of(answer: Any) -> np.ndarray:
 
 
 def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None,
-         constraints: Any = None, penalty: Any = None) -> np.ndarray:
+         constraints: Any = None, penalty: Any = None, alpha: float | None = None, lam: float | None = None,
+         baseline: Any = None, weights: Any = None, defer: float | None = None, fallback: Any = "ask") -> Any:
     """Plan with an inferred reward, using more computation than the human had.
 
     Args:
         env: the MDP to act in.
-        answer: a reward ``(S,)``/``(S, A)`` or a result with a ``.reward``.
+        answer: a reward ``(S,)``/``(S, A)`` or a result with a ``.reward``; for the
+            posterior objectives an :class:`irl.Posterior` or reward samples
+            ``(N, S)``/``(N, S, A)``.
         objective: ``"optimal"`` (exact value iteration, deterministic ties split
-            evenly) or ``"soft"`` (Boltzmann policy at ``beta``).
+            evenly), ``"soft"`` (Boltzmann policy at ``beta``), or over a posterior
+            ``"mean"``, ``"map"``, ``"cvar"`` (BROIL: ``lam * E[return] + (1 - lam) *
+            CVaR_alpha(return - baseline)``; see :func:`irl.robust.plan_posterior`).
         beta: rationality for ``objective="soft"``.
         constraints: state-actions to remove before planning: a list of
             :class:`irl.constraints.Constraint`, the result of :func:`irl.constraints.infer`, or an
             ``(S, A)`` bool mask (see :func:`irl.constraints.plan`).
         penalty: a side-effect penalty (:class:`irl.side_effects.SideEffectPenalty`)
             subtracted from the reward: relative reachability, attainable utility.
+        alpha: CVaR level in ``[0, 1)`` (posterior objectives).
+        lam: weight of the expected return in ``[0, 1]`` (``objective="cvar"``).
+        baseline: ``None``, ``"demonstrations"``, demonstrations or an occupancy array.
+        weights: ``(N,)`` weights of reward samples.
+        defer: defer where the posterior probability that the chosen action is
+            optimal is below this (with ``objective="optimal"`` over a posterior, the
+            mean objective is used).
+        fallback: ``"ask"``, ``"demonstrations"`` or a policy array (with ``defer``).
 
     Returns:
-        Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``.
+        Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``; for the
+        posterior objectives and ``defer`` an :class:`irl.robust.RobustPlan`
+        (usable as that array, with the return distribution and the deferral mask).
 
     Raises:
         ValueError: unknown objective (the message lists the known ones).
@@ -50,6 +65,18 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         >>> pi.shape == (env.horizon, env.n_states, env.n_actions)
         True
     """
+    from irl import robust
+
+    if objective in robust.OBJECTIVES or defer is not None:
+        if constraints is not None or penalty is not None:
+            raise ValueError("constraints= and penalty= apply to planning with one reward (objective optimal or "
+                             "soft), not to the posterior objectives or defer=")
+        return robust.plan_posterior(env, answer, objective="mean" if objective == "optimal" else objective,
+                                     alpha=alpha, lam=lam, baseline=baseline, weights=weights, defer=defer,
+                                     fallback=fallback)
+    if any(x is not None for x in (alpha, lam, baseline, weights)):
+        raise ValueError(f"alpha, lam, baseline and weights apply to the posterior objectives (mean, map, cvar) or "
+                         f"defer=, not to objective={objective!r}")
     r = reward_of(answer)
     if constraints is not None and penalty is not None:
         raise ValueError("irl.plan takes constraints or a side-effect penalty, not both at once: plan with the "
@@ -66,7 +93,7 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
         return planning.value_iteration(env, r).policy
     if objective == "soft":
         return planning.soft_value_iteration(env, r, beta=1.0 if beta is None else beta).policy
-    raise ValueError(f"unknown planning objective {objective!r}; known: optimal, soft")
+    raise ValueError(f"unknown planning objective {objective!r}; known: optimal, soft, mean, map, cvar")
 
 
 # ------------------------------------------------------------------ policy files

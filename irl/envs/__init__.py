@@ -139,3 +139,9 @@ register("objectworld", _objectworld.objectworld,
 register("binaryworld", _objectworld.binaryworld,
          "Wulfmeier et al.'s binaryworld (default 32x32, seed=...): reward +1/-1 for 4/5 blue cells in the "
          "3x3 neighbourhood")
+
+# The small problems of BROIL (Brown, Niekum & Petrik 2020): robust planning over a reward posterior
+from irl.envs import broil  # noqa: E402
+
+for _name, (_factory, _summary) in broil.ENVIRONMENTS.items():
+    register(_name, _factory, _summary)
