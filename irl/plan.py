@@ -69,8 +69,9 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
 
     if objective in robust.OBJECTIVES or defer is not None:
         if constraints is not None or penalty is not None:
-            raise ValueError("constraints= and penalty= apply to planning with one reward (objective optimal or "
-                             "soft), not to the posterior objectives or defer=")
+            raise ValueError(f"planning objective {objective!r}{' with defer=' if defer is not None else ''} cannot be "
+                             f"combined with a side-effect penalty or constraints: they apply to planning with one "
+                             f"reward (objective optimal or soft)")
         return robust.plan_posterior(env, answer, objective="mean" if objective == "optimal" else objective,
                                      alpha=alpha, lam=lam, baseline=baseline, weights=weights, defer=defer,
                                      fallback=fallback)

@@ -281,6 +281,7 @@ def test_irl_compare_ranks_the_generating_model_above_the_null(small):
         float(hm.RandomClicks().log_likelihood(small, small.true_reward, data.subset(slice(0, 80)))))
 
 
+@pytest.mark.slow  # about 100 s: HMC through the envelope of exact meta-level solves, end to end in the CLI
 def test_cli_bayes_samples_deliberation_models_through_an_envelope(tmp_path):
     """`irl fit --solver bayes` on traces: MAP start, HMC on envelope Q-values checked against exact solves.
 
