@@ -509,6 +509,9 @@ WARMUP_OPTION = typer.Option(None, "--warmup", min=0,
                              help="Adaptation iterations per chain, discarded (sampling solvers; default: --samples), "
                                   "e.g. --warmup 500.")
 SEED_OPTION = typer.Option(None, "--seed", min=0, help="Random seed of the sampler (default 0), e.g. --seed 1.")
+ALLOW_UNCONVERGED_OPTION = typer.Option(False, "--allow-unconverged",
+                                        help="Exit with code 0 even when the chains of a sampling solver have "
+                                             "not converged (default: exit code 3), e.g. --allow-unconverged.")
 
 
 def _sampling_options(solver: str, samples: Optional[int], chains: Optional[int], warmup: Optional[int],
@@ -730,9 +733,7 @@ def fit(
                                   help="Dynamics of a never-visited (s, a) (--estimate-dynamics): self-loop, "
                                        "uniform or error, e.g. --unvisited uniform."),
     json_out: bool = JSON_OPTION,
-    allow_unconverged: bool = typer.Option(False, "--allow-unconverged",
-                                           help="Exit with code 0 even when the chains of a sampling solver have "
-                                                "not converged (default: exit code 3), e.g. --allow-unconverged."),
+    allow_unconverged: bool = ALLOW_UNCONVERGED_OPTION,
     quiet: bool = QUIET_OPTION,
     samples: Optional[int] = SAMPLES_OPTION,
     chains: Optional[int] = CHAINS_OPTION,
@@ -1240,8 +1241,12 @@ def _posterior_row(rank: int, r: Any) -> dict[str, Any]:
 
 
 def _compare_bayes(candidates: dict[str, Any], mdp: Any, data: Any, rmodel: Any, prior: Any, json_out: bool,
-                   quiet: bool, sampling: dict[str, int]) -> None:
-    """``irl compare --solver bayes``: posteriors on all of DATA ranked by PSIS-LOO, with a progress bar."""
+                   quiet: bool, sampling: dict[str, int], allow_unconverged: bool = False) -> None:
+    """``irl compare --solver bayes``: posteriors on all of DATA ranked by PSIS-LOO, with a progress bar.
+
+    Exits with :data:`EXIT_UNCONVERGED` after the ranking when a candidate's chains
+    have not converged, unless ``allow_unconverged``.
+    """
     import irl
     from rich.markup import escape
     from rich.table import Table
@@ -1280,6 +1285,12 @@ def _compare_bayes(candidates: dict[str, Any], mdp: Any, data: Any, rmodel: Any,
         _console().print(t)
     for message in (m for r in rows for m in r.problems()):
         typer.echo(f"Warning: {message}", err=True)
+    unconverged = [r.name for r in rows if not r.converged]
+    if unconverged and not allow_unconverged:
+        typer.echo(f"Error: the posterior of {', '.join(repr(n) for n in unconverged)} has not converged: exit code "
+                   f"{EXIT_UNCONVERGED}; draw more (--samples, --warmup), or pass --allow-unconverged to accept "
+                   f"the ranking", err=True)
+        raise typer.Exit(EXIT_UNCONVERGED)
 
 
 @app.command()
@@ -1319,6 +1330,7 @@ def compare(
     chains: Optional[int] = CHAINS_OPTION,
     warmup: Optional[int] = WARMUP_OPTION,
     seed: Optional[int] = SEED_OPTION,
+    allow_unconverged: bool = ALLOW_UNCONVERGED_OPTION,
 ) -> None:
     """Rank human models by how well they explain the data.
 
@@ -1359,7 +1371,8 @@ def compare(
     candidates = {spec: _make_human(spec) for spec in labels}
     observations = demos.load(data)
     if SOLVERS[solver].sampler:
-        _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling)
+        _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling,
+                       allow_unconverged)
         return
     train, held = _hold_out(observations, data, test, test_fraction)
     _compare_map(candidates, mdp, train, held, rmodel, prior_obj, json_out, n_starts)
