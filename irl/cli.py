@@ -358,6 +358,32 @@ def _check_writable(out: Path, option: str = "--out") -> None:
         raise CLIError(f"{option} {out}: the file exists and is read-only", code=2)
 
 
+#: The library's hint for data that contradict the MDP, rewritten for the command line.
+_ALLOW_HINT = r"pass allow=\('(\w+)',\) to irl\.Evidence"
+
+
+def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional[list[str]] = None, *,
+          command: str = "fit") -> list:
+    """One ``irl.Evidence`` per file; data that contradict the MDP fail naming the file and ``irl fit --allow``."""
+    import re
+
+    import demos
+    import irl
+    from demos.consistency import ALLOW
+
+    for name in allow or ():
+        if name not in ALLOW:
+            raise _known("--allow name", name, list(ALLOW))
+    hint = r"pass --allow \1" if command == "fit" else rf"irl {command} cannot accept them (irl fit --allow \1 can)"
+    bound = []
+    for path, obs in zip(paths, loaded):
+        try:
+            bound.append(irl.Evidence(mdp, obs, model, allow=allow or ()))
+        except demos.DemoValidationError as e:
+            raise CLIError(f"{path}: {re.sub(_ALLOW_HINT, hint, _one_line(e))}") from None
+    return bound
+
+
 def _make_human(spec: str) -> Any:
     import human_models as hm
 
@@ -747,6 +773,10 @@ def fit(
                                 help="Continue an interrupted sampling run from its checkpoint "
                                      "NAME.partial.npz next to --out, e.g. --resume."),
     columns: Optional[str] = COLUMNS_OPTION,
+    allow: Optional[list[str]] = typer.Option(None, "--allow",
+                                              help="Accept data that contradict the MDP in this way (repeat the "
+                                                   "option): off_initial_start, impossible_transitions or "
+                                                   "terminated_elsewhere, e.g. --allow off_initial_start."),
 ) -> None:
     """Infer the reward behind demonstrations and save it.
 
@@ -800,7 +830,7 @@ def fit(
         env = str(mdp_out)
     rmodel = _make_reward_model(reward_model, mdp)
     # one Evidence per file, all sharing the reward and the one human model (and its parameters)
-    observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
+    observations = _bind(mdp, loaded, data, model, allow)
 
     if SOLVERS[solver].sampler:
         _fit_sampler(solver, observations, quiet, mdp, info=dict(
@@ -1370,6 +1400,7 @@ def compare(
         raise CLIError("compare needs at least two different --human candidates", code=2)
     candidates = {spec: _make_human(spec) for spec in labels}
     observations = demos.load(data)
+    _bind(mdp, [observations], [data], next(iter(candidates.values())), command="compare")
     if SOLVERS[solver].sampler:
         _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling,
                        allow_unconverged)
