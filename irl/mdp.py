@@ -308,8 +308,13 @@ class TabularMDP:
             S = P.shape[1]
             A = int(n_actions)
         else:
-            T = np.asarray(transitions.detach().cpu().numpy() if hasattr(transitions, "detach") else transitions,
-                           dtype=np.float64)
+            try:
+                T = np.asarray(transitions.detach().cpu().numpy() if hasattr(transitions, "detach") else transitions,
+                               dtype=np.float64)
+            except (TypeError, ValueError) as e:  # ragged nested lists, strings, objects
+                raise MDPValidationError(f"transitions must be an (S, A, S) array of probabilities, e.g. nested lists "
+                                         f"of equal lengths: got {type(transitions).__name__} that numpy cannot turn "
+                                         f"into one ({' '.join(str(e).split())})") from None
             if T.ndim != 3 or T.shape[0] != T.shape[2]:
                 raise MDPValidationError(f"transitions must have shape (S, A, S): got {T.shape}")
             _check_finite("transitions", T)

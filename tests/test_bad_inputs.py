@@ -177,3 +177,71 @@ def test_a_model_horizon_too_long_for_memory_is_refused_with_its_size(model):
     env = irl.envs.make("aima-4x3")  # infinite horizon: the model's own horizon decides the plan's size
     with pytest.raises(HumanModelError, match=r"the human's planning horizon = 1000000000000 is too long .* 320 TiB"):
         model.action_log_probs(env, env.true_reward)
+
+
+# ------------------------------------------- third-party messages replaced by ours
+def test_ragged_transitions_are_refused_with_the_expected_shape():
+    for T in ([[[1, 0], [0, 1]], [[1, 0]]], [[[1, 0], [0, 1]], [[1, 0], [0]]], [[["a", "b"]]]):
+        with pytest.raises(MDPValidationError, match=r"transitions must be an \(S, A, S\) array of probabilities, "
+                                                     r"e.g. nested lists of equal lengths: got list"):
+            irl.TabularMDP.from_arrays(T)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(n=2.5), ValueError, r"n \(the number of episodes\) must be an integer >= 1: got 2.5"),
+    (dict(n=0), ValueError, r"n \(the number of episodes\) must be an integer >= 1: got 0"),
+    (dict(n=2, seed=-1), ValueError, r"seed must be None or an integer >= 0: got -1"),
+    (dict(n=2, seed=1.5), ValueError, r"seed must be None or an integer >= 0: got 1.5"),
+    (dict(n=2, horizon=math.nan), MDPValidationError, r"horizon must be a positive integer or None: got nan"),
+    (dict(n=2, horizon=10 ** 12), MDPValidationError, r"horizon = 1000000000000 is too long"),
+])
+def test_simulate_checks_its_counts_seed_and_horizon(kwargs, error, message):
+    env = irl.envs.make("gridworld-5x5")
+    with pytest.raises(error, match=message):
+        demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, **kwargs)
+
+
+def test_negative_seeds_are_refused_by_the_solvers(small):
+    env, data = small
+    with pytest.raises(ValueError, match="MaxEnt seed must be an integer >= 0: got -1"):
+        irl.MaxEnt(seed=-1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0: got -1"):
+        irl.BayesianIRL().fit(env, data, seed=-1, samples=2, warmup=2)
+
+
+# ------------------------------------------------- result files: every problem a DemoFileError
+@pytest.fixture(scope="module")
+def result_files(small, tmp_path_factory):
+    env, data = small
+    d = tmp_path_factory.mktemp("results")
+    irl.MaxEnt(max_iter=5).fit(env, data).save(str(d / "r.npz"))
+    irl.BayesianIRL().fit(env, data, samples=4, warmup=4, chains=2, check=False).save(str(d / "p.npz"))
+    return d
+
+
+def _rewrite(src, dst, **changes):
+    arrays = dict(np.load(src, allow_pickle=False))
+    arrays.update(changes)
+    np.savez(dst, **{k: v for k, v in arrays.items() if v is not None})
+    return dst
+
+
+@pytest.mark.parametrize("which, changes, message", [
+    ("r", dict(reward=np.array("x")), r"'reward' must be a 1-D or 2-D array of finite numbers: got <U1 array of shape \(\)"),
+    ("r", dict(reward=np.full((25, 5), np.nan)), r"'reward' must be a 1-D or 2-D array of finite numbers: got nan at "
+                                                 r"index \(0, 0\)"),
+    ("r", dict(theta=np.zeros((2, 2))), r"'theta' must be a 1-D array of finite numbers: got float64 array of shape"),
+    ("r", dict(meta=np.array('{"log_likelihood": 1.0, "human_params": [1]}')), r"malformed reward-estimate metadata"),
+    ("p", dict(theta=np.array("x")), r"'theta' must be a 3-D array of finite numbers: got <U1"),
+    ("p", dict(theta=np.array([1.0])), r"'theta' must be a 3-D array of finite numbers: got float64 array of shape"),
+    ("p", dict(theta=np.full((2, 4, 4), np.inf)), r"'theta' must be a 3-D array of finite numbers: got inf"),
+    ("p", dict(theta=np.zeros((2, 4, 3))), r"malformed posterior file \(ValueError: "),
+    ("p", dict(log_density=np.array([np.nan])), r"'log_density' must be a 2-D array of finite numbers"),
+])
+def test_broken_reward_and_posterior_files_name_the_file_and_array(result_files, which, changes, message):
+    src = result_files / f"{which}.npz"
+    dst = _rewrite(src, result_files / f"bad_{which}.npz", **changes)
+    load = irl.RewardEstimate.load if which == "r" else irl.Posterior.load
+    with pytest.raises(demos.DemoFileError, match=str(dst).replace(".", r"\.") + ": " + message):
+        load(str(dst))
+    load(str(src))  # the unchanged file still loads
