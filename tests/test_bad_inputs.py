@@ -245,3 +245,56 @@ def test_broken_reward_and_posterior_files_name_the_file_and_array(result_files,
     with pytest.raises(demos.DemoFileError, match=str(dst).replace(".", r"\.") + ": " + message):
         load(str(dst))
     load(str(src))  # the unchanged file still loads
+
+
+# ---------------------------------------- bad files from the shell: one line naming the file
+def _bad_file(tmp_path, kind):
+    import json
+
+    p = tmp_path / {"deep": "d.jsonl", "high": "d.jsonl", "delib_field": "d.csv", "fee": "d.csv"}.get(kind, "d.npz")
+    traj = dict(states=np.array([0, 1]), actions=np.array([0]), lengths=np.array([1]),
+                format=np.array("pluggable-irl/trajectories"))
+    header = json.dumps({"format": "pluggable-irl/trajectories", "version": 1})
+    if kind == "state_only":
+        demos.save_arrays(p, "pluggable-irl/state-only", {"lengths": np.array([1])})
+    elif kind == "transitions":
+        demos.save_arrays(p, "pluggable-irl/transitions", {"states": np.array([1])})
+    elif kind in ("version_array", "version_one", "meta", "nan_rewards"):
+        extra = {"version_array": dict(version=np.array([1, 2])), "version_one": dict(version=np.array("one")),
+                 "meta": dict(version=np.array(1), meta=np.array("{not json")),
+                 "nan_rewards": dict(version=np.array(1), rewards=np.array([np.nan]))}[kind]
+        np.savez(p, **traj, **extra)
+    elif kind == "deep":
+        p.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    elif kind == "high":
+        p.write_text(header + "\n" + json.dumps({"states": [0, 1], "actions": [0], "rewards": ["high"]}) + "\n")
+    elif kind == "delib_field":
+        p.write_text("# parents=-1 0; fee=1\nrewards,clicks,path\n0 " + "1" * 200_000 + ",,0 1\n")
+    elif kind == "fee":
+        p.write_text("# parents=-1 0; fee=abc\nrewards,clicks,path\nNA 1,,0 1\n")
+    return p
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("state_only", r"state-only file lacks arrays \['states'\]"),
+    ("transitions", r"transitions file lacks arrays \['actions'\]"),
+    ("version_array", r"'version' must be a single integer: got int64 array of shape \(2,\)"),
+    ("version_one", r"'version' must be a single integer: got <U3 array of shape \(\) \('one'\)"),
+    ("meta", r"'meta' must be a JSON object stored as one string"),
+    ("nan_rewards", r"rewards must be finite: got nan at step 0 of trajectory 0"),
+    ("deep", r", line 1: JSON nested too deeply to read"),
+    ("high", r", line 2: 'rewards' must be a list of finite numbers: got \[\"high\"\]"),
+    ("delib_field", r": not valid CSV \(field larger than field limit \(131072\)\)"),
+    ("fee", r": the '# fee=' comment must give a number: got 'abc'"),
+])
+def test_bad_files_from_the_shell_are_one_line_errors_naming_the_file(tmp_path, kind, message):
+    import re
+
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    path = _bad_file(tmp_path, kind)
+    res = CliRunner().invoke(app, ["fit", str(path), "--env", "gridworld-5x5", "--out", str(tmp_path / "r.npz")])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+    assert re.fullmatch(re.escape(f"Error: {path}") + ".*" + message + ".*", res.stderr.strip()), res.stderr
