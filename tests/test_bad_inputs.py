@@ -4,6 +4,7 @@ that says what was wrong, what was expected and what was found."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -298,3 +299,21 @@ def test_bad_files_from_the_shell_are_one_line_errors_naming_the_file(tmp_path, 
     res = CliRunner().invoke(app, ["fit", str(path), "--env", "gridworld-5x5", "--out", str(tmp_path / "r.npz")])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output
     assert re.fullmatch(re.escape(f"Error: {path}") + ".*" + message + ".*", res.stderr.strip()), res.stderr
+
+
+def test_terminal_masks_and_sparse_positions_are_checked(tmp_path):
+    T = np.full((3, 2, 3), 1 / 3)
+    for terminal, found in (([0, 0.5, 1], "terminal[1] = np.float64(0.5)"), ([0, math.nan, 0], "terminal[1] = "),
+                            (["no", "no", "yes"], "terminal[0] = ")):
+        with pytest.raises(MDPValidationError, match=r"terminal must be a boolean mask \(True/False or 1/0\): got "
+                                                     + re.escape(found)):
+            irl.TabularMDP.from_arrays(T, terminal=terminal)
+    assert irl.TabularMDP.from_arrays(T, terminal=[0, 0, 1]).terminal.tolist() == [False, False, True]
+    path = tmp_path / "m.npz"
+    irl.envs.make("gridworld-5x5").save(path)
+    arrays = dict(np.load(path, allow_pickle=False))
+    arrays["transitions_indices"] = arrays["transitions_indices"] + 0.5
+    np.savez(path, **arrays)
+    with pytest.raises(demos.DemoFileError, match=r"m.npz: transitions_indices must hold integer positions: got "
+                                                  r"dtype float64"):
+        irl.TabularMDP.load(path)
