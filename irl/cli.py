@@ -358,6 +358,16 @@ def _check_writable(out: Path, option: str = "--out") -> None:
         raise CLIError(f"{option} {out}: the file exists and is read-only", code=2)
 
 
+def _check_columns(columns: Optional[str]) -> None:
+    """Fail on a malformed ``--columns`` before any file is read, naming the option."""
+    from demos.tables import parse_columns
+
+    try:
+        parse_columns(columns)
+    except ValueError as e:
+        raise CLIError(f"--columns {columns!r}: {_one_line(e)}", code=2) from None
+
+
 #: The library's hint for data that contradict the MDP, rewritten for the command line.
 _ALLOW_HINT = r"pass allow=\('(\w+)',\) to irl\.Evidence"
 
@@ -607,6 +617,7 @@ def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed
     if kind == "comparisons":
         return demos.Comparisons.simulate(mdp, model, truth, n, rng=seed)
     if robot is not None:
+        _check_columns(columns)
         robot_data = demos.load(robot, columns=columns)
         if not isinstance(robot_data, demos.Trajectories):
             raise CLIError(f"--robot {robot}: expected trajectories, found {type(robot_data).__name__}")
@@ -815,6 +826,7 @@ def fit(
     prior_obj = _make_prior(prior)
     import irl
 
+    _check_columns(columns)
     loaded = [demos.load(path, columns=columns) for path in data]
     if estimate_dynamics:
         mdp = _estimated_env(loaded, env, n_states=n_states, n_actions=n_actions, pseudocount=pseudocount,
@@ -1166,6 +1178,7 @@ def evaluate(
                               "policy_return": v_pol, "expected_value_difference": evd,
                               "evd_fraction_of_optimal": frac, "random_return": v_rand}
     if data is not None:
+        _check_columns(columns)
         obs = demos.load(data, columns=columns)
         if hasattr(obs, "validate"):
             obs.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)

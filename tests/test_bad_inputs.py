@@ -317,3 +317,20 @@ def test_terminal_masks_and_sparse_positions_are_checked(tmp_path):
     with pytest.raises(demos.DemoFileError, match=r"m.npz: transitions_indices must hold integer positions: got "
                                                   r"dtype float64"):
         irl.TabularMDP.load(path)
+
+
+@pytest.mark.parametrize("columns, message", [
+    ("episode", "--columns 'episode': columns must be name=column pairs separated by commas: got 'episode'"),
+    ("episode=ep,episode=x", "--columns 'episode=ep,episode=x': columns names 'episode' twice"),
+    ("foo=bar", "--columns 'foo=bar': unknown column name(s) ['foo']; known: ['episode', 'step', 'state'"),
+])
+def test_a_malformed_columns_option_is_named(tmp_path, columns, message):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    path = tmp_path / "d.csv"
+    path.write_text("episode,step,state,action\n0,0,0,1\n0,1,1,\n")
+    res = CliRunner().invoke(app, ["fit", str(path), "--env", "gridworld-5x5", "--columns", columns, "--out",
+                                   str(tmp_path / "r.npz")])
+    assert res.exit_code == 2 and res.stderr.startswith("Error: " + message), res.stderr
