@@ -400,7 +400,8 @@ def _make_human(spec: str) -> Any:
     try:
         return hm.make(spec)
     except hm.HumanModelError as e:
-        raise CLIError(f"--human {spec!r}: {_one_line(e)}", code=2) from None
+        shown = repr(spec) if len(spec) <= 200 else f"{spec[:60]!r}... ({len(spec)} characters)"
+        raise CLIError(f"--human {shown}: {_one_line(e)}", code=2) from None
 
 
 def _make_prior(spec: str | None) -> Any:

@@ -228,7 +228,8 @@ def _rewrite(src, dst, **changes):
 
 
 @pytest.mark.parametrize("which, changes, message", [
-    ("r", dict(reward=np.array("x")), r"'reward' must be a 1-D or 2-D array of finite numbers: got <U1 array of shape \(\)"),
+    ("r", dict(reward=np.array("x")),
+     r"'reward' must be a 1-D or 2-D array of finite numbers: got <U1 array of shape \(\)"),
     ("r", dict(reward=np.full((25, 5), np.nan)), r"'reward' must be a 1-D or 2-D array of finite numbers: got nan at "
                                                  r"index \(0, 0\)"),
     ("r", dict(theta=np.zeros((2, 2))), r"'theta' must be a 1-D array of finite numbers: got float64 array of shape"),
@@ -334,3 +335,19 @@ def test_a_malformed_columns_option_is_named(tmp_path, columns, message):
     res = CliRunner().invoke(app, ["fit", str(path), "--env", "gridworld-5x5", "--columns", columns, "--out",
                                    str(tmp_path / "r.npz")])
     assert res.exit_code == 2 and res.stderr.startswith("Error: " + message), res.stderr
+
+
+def test_a_human_model_spec_nested_too_deeply_is_refused_before_parsing():
+    spec = "noisy:model=" + "noisy(model=" * 3000 + "boltzmann" + ")" * 3000
+    with pytest.raises(HumanModelError, match=r"is nested 3000 parentheses deep, more than "
+                                              r"human_models.registry.MAX_SPEC_NESTING = 32"):
+        hm.make(spec)
+    assert isinstance(hm.make("noisy:model=" + "noisy(model=" * 5 + "boltzmann" + ")" * 5), hm.Noisy)
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    res = CliRunner().invoke(app, ["simulate", "--env", "gridworld-5x5", "--human", spec, "--out", "never.npz"])
+    assert res.exit_code == 2 and "Traceback" not in res.output and len(res.stderr) < 400, res.stderr
+    assert res.stderr.startswith("Error: --human 'noisy:model=noisy(model=")
+    assert f"({len(spec)} characters)" in res.stderr
