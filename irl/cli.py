@@ -384,7 +384,8 @@ def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional
     for name in allow or ():
         if name not in ALLOW:
             raise _known("--allow name", name, list(ALLOW))
-    hint = r"pass --allow \1" if command == "fit" else rf"irl {command} cannot accept them (irl fit --allow \1 can)"
+    hint = (r"pass --allow \1" if command == "fit" else rf"irl {command} cannot accept them (irl fit --allow \1 can)") \
+        + "; first check that --env is the environment the data were recorded in"
     bound = []
     for path, obs in zip(paths, loaded):
         try:

@@ -109,7 +109,8 @@ def test_the_command_line_names_the_file_and_the_allow_option(tmp_path):
     res = run("fit", bad, "--env", env, "--out", tmp_path / "r.npz", "--quiet")
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert res.stderr.startswith(f"Error: {bad}: trajectory 1, step 1: state 0 --action 0--> state 2 has probability 0")
-    assert res.stderr.rstrip().endswith("pass --allow impossible_transitions"), res.stderr
+    assert res.stderr.rstrip().endswith("pass --allow impossible_transitions; first check that --env is the "
+                                        "environment the data were recorded in"), res.stderr
     assert run("fit", bad, "--env", env, "--out", tmp_path / "r.npz", "--quiet",
                "--allow", "impossible_transitions").exit_code == 0
     res = run("fit", bad, "--env", env, "--out", tmp_path / "r.npz", "--allow", "start")
