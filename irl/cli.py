@@ -1421,6 +1421,8 @@ def compare(
                        allow_unconverged)
         return
     train, held = _hold_out(observations, data, test, test_fraction)
+    if test is not None:
+        _bind(mdp, [held], [test], next(iter(candidates.values())), command="compare")
     _compare_map(candidates, mdp, train, held, rmodel, prior_obj, json_out, n_starts)
 
 

@@ -119,3 +119,7 @@ def test_the_command_line_names_the_file_and_the_allow_option(tmp_path):
     res = run("compare", bad, "--env", env, "--human", "boltzmann", "--human", "boltzmann:beta=2")
     assert res.exit_code == 1 and f"Error: {bad}: trajectory 1, step 1" in res.stderr
     assert "irl compare cannot accept them (irl fit --allow impossible_transitions can)" in res.stderr
+    good = tmp_path / "good.npz"
+    _traj(*GOOD, terminated=[True, False]).save(str(good))
+    res = run("compare", good, "--env", env, "--test", bad, "--human", "boltzmann", "--human", "boltzmann:beta=2")
+    assert res.exit_code == 1 and res.stderr.startswith(f"Error: {bad}: trajectory 1, step 1"), res.stderr
