@@ -552,7 +552,8 @@ class Posterior:
             combos = [dict(c, **{name: v}) for c in combos for v in pr.enumerate()[0]]
         if joint is not None:
             k = next(i for i, h in enumerate(joint.humans) if h is joint.evidence[evidence].human)
-            w = torch.softmax(joint._group_terms(k, bound, r), dim=0)  # (C, B) conditional posterior per draw
+            # (C, B) conditional posterior per draw; _group_terms takes the reward as a function of the MDP
+            w = torch.softmax(joint._group_terms(k, bound, lambda mdp: r), dim=0)
         else:  # no data at hand: weight by the pooled posterior table
             marg = [self.discrete.get(f"{getattr(bound, 'name', '')}.{n}", {}) for n, _ in disc]
             w = torch.tensor([math.prod(float(m.get(c[n], m.get(str(c[n]), 0.0))) for m, (n, _) in zip(marg, disc))
