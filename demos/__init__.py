@@ -59,7 +59,20 @@ def simulate(mdp: Any, human: Any, reward: Any, n: int, *, seed: int | None = No
 
     Returns:
         :class:`Trajectories` (or the evidence type the model produces).
+
+    Raises:
+        TypeError: ``human`` has no ``sample`` method.
+        ValueError: ``n`` is not an integer >= 1, or ``seed`` neither ``None`` nor an integer >= 0.
     """
+    import numpy as np
+
+    def integer(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not (integer(n) and n >= 1):
+        raise ValueError(f"n (the number of episodes) must be an integer >= 1: got {n!r}")
+    if not (seed is None or isinstance(seed, np.random.Generator) or (integer(seed) and seed >= 0)):
+        raise ValueError(f"seed must be None or an integer >= 0: got {seed!r}")
     if not hasattr(human, "sample"):
         raise TypeError(f"human must have a sample(mdp, reward, n, rng) method: got {type(human).__name__}")
     return human.sample(mdp, reward, n, rng=seed, **kwargs)

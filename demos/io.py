@@ -41,7 +41,8 @@ import numpy as np
 from demos.errors import DemoFileError, DemoValidationError
 
 __all__ = ["save", "load", "DemoFileError", "atomic_write", "save_arrays", "load_arrays", "FORMAT_VERSION",
-           "registry", "register_format", "register_text_reader", "register_writer", "table_readers", "check_header"]
+           "registry", "register_format", "register_text_reader", "register_writer", "table_readers", "check_header",
+           "finite_array"]
 
 FORMAT_VERSION = 1
 
@@ -196,6 +197,28 @@ def load_arrays(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, d
         raise DemoFileError(f"{path}: format version {version} is newer than this library reads "
                             f"({FORMAT_VERSION}); upgrade pluggable-irl")
     return got or "", arrays, meta
+
+
+def finite_array(path: Any, name: str, v: Any, ndims: tuple[int, ...]) -> np.ndarray | None:
+    """An array read from ``path`` as finite float64 with one of ``ndims`` dimensions (``None`` stays ``None``).
+
+    Raises:
+        DemoFileError: naming the file and the array, the rule and what was found.
+
+    Example:
+        >>> finite_array("r.npz", "theta", np.array([1, 2]), (1,))
+        array([1., 2.])
+    """
+    if v is None:
+        return None
+    v = np.asarray(v)
+    rule = f"{path}: {name!r} must be a {' or '.join(f'{d}-D' for d in ndims)} array of finite numbers"
+    if v.dtype.kind not in "iuf" or v.ndim not in ndims:
+        raise DemoFileError(f"{rule}: got {v.dtype} array of shape {v.shape}")
+    bad = ~np.isfinite(v)
+    if bad.any():
+        raise DemoFileError(f"{rule}: got {v[bad].flat[0]} at index {tuple(int(i) for i in np.argwhere(bad)[0])}")
+    return v.astype(np.float64)
 
 
 def _scalar_int(path: Path, v: np.ndarray) -> int:

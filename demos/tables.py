@@ -74,6 +74,8 @@ def parse_columns(columns: Mapping[str, str] | str | None) -> dict[str, str]:
             ours, sep, theirs = part.partition("=")
             if not sep or not ours.strip() or not theirs.strip():
                 raise TableError(f"columns must be name=column pairs separated by commas: got {part!r}")
+            if ours.strip() in pairs:
+                raise TableError(f"columns names {ours.strip()!r} twice: got {columns!r}")
             pairs[ours.strip()] = theirs.strip()
         columns = pairs
     unknown = sorted(set(columns) - set(STEP_COLUMNS))

@@ -24,6 +24,10 @@ __all__ = ["register", "make", "names", "describe", "parse_spec"]
 
 _REGISTRY: dict[str, Callable[..., BaseHumanModel]] = {}
 
+#: Deepest nesting of parentheses a spec may have (``noisy:model=noisy(model=...)``); deeper ones are refused
+#: before they are parsed, recursively, into a RecursionError.
+MAX_SPEC_NESTING = 32
+
 
 def register(name: str, factory: Callable[..., BaseHumanModel]) -> None:
     """Register a human model factory under ``name`` (for ``--human name:...``)."""
@@ -88,6 +92,13 @@ def make(spec: str) -> BaseHumanModel:
         >>> hm.make("boltzmann:beta=5").beta
         5.0
     """
+    depth, deepest = 0, 0
+    for ch in str(spec):
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    if deepest > MAX_SPEC_NESTING:
+        raise HumanModelError(f"human model spec {str(spec)[:40]!r}... is nested {deepest} parentheses deep, more than "
+                              f"human_models.registry.MAX_SPEC_NESTING = {MAX_SPEC_NESTING}")
     name, kwargs = parse_spec(spec)
     if name not in _REGISTRY:
         _load_plugins()

@@ -358,13 +358,51 @@ def _check_writable(out: Path, option: str = "--out") -> None:
         raise CLIError(f"{option} {out}: the file exists and is read-only", code=2)
 
 
+def _check_columns(columns: Optional[str]) -> None:
+    """Fail on a malformed ``--columns`` before any file is read, naming the option."""
+    from demos.tables import parse_columns
+
+    try:
+        parse_columns(columns)
+    except ValueError as e:
+        raise CLIError(f"--columns {columns!r}: {_one_line(e)}", code=2) from None
+
+
+#: The library's hint for data that contradict the MDP, rewritten for the command line.
+_ALLOW_HINT = r"pass allow=\('(\w+)',\) to irl\.Evidence"
+
+
+def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional[list[str]] = None, *,
+          command: str = "fit") -> list:
+    """One ``irl.Evidence`` per file; data that contradict the MDP fail naming the file and ``irl fit --allow``."""
+    import re
+
+    import demos
+    import irl
+    from demos.consistency import ALLOW
+
+    for name in allow or ():
+        if name not in ALLOW:
+            raise _known("--allow name", name, list(ALLOW))
+    hint = (r"pass --allow \1" if command == "fit" else rf"irl {command} cannot accept them (irl fit --allow \1 can)") \
+        + "; first check that --env is the environment the data were recorded in"
+    bound = []
+    for path, obs in zip(paths, loaded):
+        try:
+            bound.append(irl.Evidence(mdp, obs, model, allow=allow or ()))
+        except demos.DemoValidationError as e:
+            raise CLIError(f"{path}: {re.sub(_ALLOW_HINT, hint, _one_line(e))}") from None
+    return bound
+
+
 def _make_human(spec: str) -> Any:
     import human_models as hm
 
     try:
         return hm.make(spec)
     except hm.HumanModelError as e:
-        raise CLIError(f"--human {spec!r}: {_one_line(e)}", code=2) from None
+        shown = repr(spec) if len(spec) <= 200 else f"{spec[:60]!r}... ({len(spec)} characters)"
+        raise CLIError(f"--human {shown}: {_one_line(e)}", code=2) from None
 
 
 def _make_prior(spec: str | None) -> Any:
@@ -509,6 +547,9 @@ WARMUP_OPTION = typer.Option(None, "--warmup", min=0,
                              help="Adaptation iterations per chain, discarded (sampling solvers; default: --samples), "
                                   "e.g. --warmup 500.")
 SEED_OPTION = typer.Option(None, "--seed", min=0, help="Random seed of the sampler (default 0), e.g. --seed 1.")
+ALLOW_UNCONVERGED_OPTION = typer.Option(False, "--allow-unconverged",
+                                        help="Exit with code 0 even when the chains of a sampling solver have "
+                                             "not converged (default: exit code 3), e.g. --allow-unconverged.")
 
 
 def _sampling_options(solver: str, samples: Optional[int], chains: Optional[int], warmup: Optional[int],
@@ -578,6 +619,7 @@ def _simulate_evidence(kind: str, mdp: Any, model: Any, truth: Any, n: int, seed
     if kind == "comparisons":
         return demos.Comparisons.simulate(mdp, model, truth, n, rng=seed)
     if robot is not None:
+        _check_columns(columns)
         robot_data = demos.load(robot, columns=columns)
         if not isinstance(robot_data, demos.Trajectories):
             raise CLIError(f"--robot {robot}: expected trajectories, found {type(robot_data).__name__}")
@@ -730,9 +772,7 @@ def fit(
                                   help="Dynamics of a never-visited (s, a) (--estimate-dynamics): self-loop, "
                                        "uniform or error, e.g. --unvisited uniform."),
     json_out: bool = JSON_OPTION,
-    allow_unconverged: bool = typer.Option(False, "--allow-unconverged",
-                                           help="Exit with code 0 even when the chains of a sampling solver have "
-                                                "not converged (default: exit code 3), e.g. --allow-unconverged."),
+    allow_unconverged: bool = ALLOW_UNCONVERGED_OPTION,
     quiet: bool = QUIET_OPTION,
     samples: Optional[int] = SAMPLES_OPTION,
     chains: Optional[int] = CHAINS_OPTION,
@@ -746,6 +786,10 @@ def fit(
                                 help="Continue an interrupted sampling run from its checkpoint "
                                      "NAME.partial.npz next to --out, e.g. --resume."),
     columns: Optional[str] = COLUMNS_OPTION,
+    allow: Optional[list[str]] = typer.Option(None, "--allow",
+                                              help="Accept data that contradict the MDP in this way (repeat the "
+                                                   "option): off_initial_start, impossible_transitions or "
+                                                   "terminated_elsewhere, e.g. --allow off_initial_start."),
 ) -> None:
     """Infer the reward behind demonstrations and save it.
 
@@ -784,6 +828,7 @@ def fit(
     prior_obj = _make_prior(prior)
     import irl
 
+    _check_columns(columns)
     loaded = [demos.load(path, columns=columns) for path in data]
     if estimate_dynamics:
         mdp = _estimated_env(loaded, env, n_states=n_states, n_actions=n_actions, pseudocount=pseudocount,
@@ -799,7 +844,7 @@ def fit(
         env = str(mdp_out)
     rmodel = _make_reward_model(reward_model, mdp)
     # one Evidence per file, all sharing the reward and the one human model (and its parameters)
-    observations = [irl.Evidence(mdp, obs, model) for obs in loaded]
+    observations = _bind(mdp, loaded, data, model, allow)
 
     if SOLVERS[solver].sampler:
         _fit_sampler(solver, observations, quiet, mdp, info=dict(
@@ -1157,6 +1202,7 @@ def evaluate(
 
     report.update(deferral_summary(mdp, pi, meta, truth))
     if data is not None:
+        _check_columns(columns)
         obs = demos.load(data, columns=columns)
         if hasattr(obs, "validate"):
             obs.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
@@ -1266,8 +1312,12 @@ def _posterior_row(rank: int, r: Any) -> dict[str, Any]:
 
 
 def _compare_bayes(candidates: dict[str, Any], mdp: Any, data: Any, rmodel: Any, prior: Any, json_out: bool,
-                   quiet: bool, sampling: dict[str, int]) -> None:
-    """``irl compare --solver bayes``: posteriors on all of DATA ranked by PSIS-LOO, with a progress bar."""
+                   quiet: bool, sampling: dict[str, int], allow_unconverged: bool = False) -> None:
+    """``irl compare --solver bayes``: posteriors on all of DATA ranked by PSIS-LOO, with a progress bar.
+
+    Exits with :data:`EXIT_UNCONVERGED` after the ranking when a candidate's chains
+    have not converged, unless ``allow_unconverged``.
+    """
     import irl
     from rich.markup import escape
     from rich.table import Table
@@ -1306,6 +1356,12 @@ def _compare_bayes(candidates: dict[str, Any], mdp: Any, data: Any, rmodel: Any,
         _console().print(t)
     for message in (m for r in rows for m in r.problems()):
         typer.echo(f"Warning: {message}", err=True)
+    unconverged = [r.name for r in rows if not r.converged]
+    if unconverged and not allow_unconverged:
+        typer.echo(f"Error: the posterior of {', '.join(repr(n) for n in unconverged)} has not converged: exit code "
+                   f"{EXIT_UNCONVERGED}; draw more (--samples, --warmup), or pass --allow-unconverged to accept "
+                   f"the ranking", err=True)
+        raise typer.Exit(EXIT_UNCONVERGED)
 
 
 @app.command()
@@ -1345,6 +1401,7 @@ def compare(
     chains: Optional[int] = CHAINS_OPTION,
     warmup: Optional[int] = WARMUP_OPTION,
     seed: Optional[int] = SEED_OPTION,
+    allow_unconverged: bool = ALLOW_UNCONVERGED_OPTION,
 ) -> None:
     """Rank human models by how well they explain the data.
 
@@ -1384,10 +1441,14 @@ def compare(
         raise CLIError("compare needs at least two different --human candidates", code=2)
     candidates = {spec: _make_human(spec) for spec in labels}
     observations = demos.load(data)
+    _bind(mdp, [observations], [data], next(iter(candidates.values())), command="compare")
     if SOLVERS[solver].sampler:
-        _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling)
+        _compare_bayes(candidates, mdp, observations, rmodel, prior_obj, json_out, quiet, sampling,
+                       allow_unconverged)
         return
     train, held = _hold_out(observations, data, test, test_fraction)
+    if test is not None:
+        _bind(mdp, [held], [test], next(iter(candidates.values())), command="compare")
     _compare_map(candidates, mdp, train, held, rmodel, prior_obj, json_out, n_starts)
 
 

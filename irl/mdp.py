@@ -205,6 +205,12 @@ class TabularMDP:
         terminal = np.zeros(S, bool) if self.terminal is None else np.asarray(self.terminal)
         if terminal.shape != (S,):
             raise MDPValidationError(f"terminal must be a boolean mask of shape ({S},): got {terminal.shape}")
+        if terminal.dtype != bool:
+            flags = np.isin(terminal, (0, 1)) if terminal.dtype.kind in "iuf" else np.zeros(S, bool)
+            if not flags.all():
+                k = int(np.flatnonzero(~flags)[0])
+                raise MDPValidationError(f"terminal must be a boolean mask (True/False or 1/0): got "
+                                         f"terminal[{k}] = {terminal[k]!r}")
         terminal = terminal.astype(bool)
         sums = np.asarray(P.sum(axis=1)).ravel()
         empty_ok = np.repeat(terminal, A) & (sums == 0)
@@ -308,8 +314,13 @@ class TabularMDP:
             S = P.shape[1]
             A = int(n_actions)
         else:
-            T = np.asarray(transitions.detach().cpu().numpy() if hasattr(transitions, "detach") else transitions,
-                           dtype=np.float64)
+            try:
+                T = np.asarray(transitions.detach().cpu().numpy() if hasattr(transitions, "detach") else transitions,
+                               dtype=np.float64)
+            except (TypeError, ValueError) as e:  # ragged nested lists, strings, objects
+                raise MDPValidationError(f"transitions must be an (S, A, S) array of probabilities, e.g. nested lists "
+                                         f"of equal lengths: got {type(transitions).__name__} that numpy cannot turn "
+                                         f"into one ({' '.join(str(e).split())})") from None
             if T.ndim != 3 or T.shape[0] != T.shape[2]:
                 raise MDPValidationError(f"transitions must have shape (S, A, S): got {T.shape}")
             _check_finite("transitions", T)
@@ -523,6 +534,9 @@ class TabularMDP:
                 raise DemoFileError(f"{path}: MDP file metadata must give {key} as an integer: got "
                                     f"{meta.get(key)!r}")
         S, A = meta["n_states"], meta["n_actions"]
+        for key in ("transitions_indices", "transitions_indptr"):
+            if arrays[key].dtype.kind not in "iu":
+                raise DemoFileError(f"{path}: {key} must hold integer positions: got dtype {arrays[key].dtype}")
         try:
             P = sp.csr_matrix((arrays["transitions_data"], arrays["transitions_indices"],
                                arrays["transitions_indptr"]), shape=(S * A, S))

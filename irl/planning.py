@@ -57,7 +57,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
-from irl.mdp import MDPValidationError, TabularMDP, state_action_reward
+from irl.mdp import MDPValidationError, TabularMDP, check_horizon, state_action_reward
 
 __all__ = [
     "PlanningResult",
@@ -1402,7 +1402,7 @@ def rollout(mdp: TabularMDP, policy: Any, n: int, *, rng: np.random.Generator | 
 
     rng = np.random.default_rng(rng)
     S, A = mdp.n_states, mdp.n_actions
-    H = horizon if horizon is not None else mdp.horizon
+    H = check_horizon(horizon, S, A) if horizon is not None else mdp.horizon
     if H is None:
         raise MDPValidationError("rollout needs a horizon for an infinite-horizon MDP: pass horizon=...")
     if n < 1:

@@ -552,7 +552,8 @@ class Posterior:
             combos = [dict(c, **{name: v}) for c in combos for v in pr.enumerate()[0]]
         if joint is not None:
             k = next(i for i, h in enumerate(joint.humans) if h is joint.evidence[evidence].human)
-            w = torch.softmax(joint._group_terms(k, bound, r), dim=0)  # (C, B) conditional posterior per draw
+            # (C, B) conditional posterior per draw; _group_terms takes the reward as a function of the MDP
+            w = torch.softmax(joint._group_terms(k, bound, lambda mdp: r), dim=0)
         else:  # no data at hand: weight by the pooled posterior table
             marg = [self.discrete.get(f"{getattr(bound, 'name', '')}.{n}", {}) for n, _ in disc]
             w = torch.tensor([math.prod(float(m.get(c[n], m.get(str(c[n]), 0.0))) for m, (n, _) in zip(marg, disc))
@@ -700,19 +701,27 @@ class Posterior:
             demos.DemoFileError: missing or foreign file, pickled arrays (refused), or missing arrays.
         """
         from demos import DemoFileError, load_arrays
+        from demos.io import finite_array
 
         _, arrays, meta = load_arrays(path, _FORMAT)
         if "theta" not in arrays:
             raise DemoFileError(f"{path}: posterior file lacks the array 'theta'")
-        hnames = list(meta.get("human_names", []))
-        h = arrays.get("human")
-        if hnames and (h is None or h.ndim != 3 or h.shape[-1] != len(hnames)):
-            raise DemoFileError(f"{path}: 'human' must have shape (chains, draws, {len(hnames)})")
-        return cls(theta=arrays["theta"], param_names=list(meta.get("param_names", [])),
-                   human={k: h[..., i] for i, k in enumerate(hnames)},
-                   reward_mean=arrays.get("reward_mean"), log_density=arrays.get("log_density"),
-                   discrete={k: {a: b for a, b in v} for k, v in meta.get("discrete", {}).items()},
-                   unconstrained=arrays.get("unconstrained"), info=dict(meta.get("info", {})))
+        a = {k: finite_array(path, k, arrays.get(k), nd) for k, nd in (
+            ("theta", (3,)), ("human", (3,)), ("reward_mean", (1, 2)), ("log_density", (2,)), ("unconstrained", (3,)))}
+        try:
+            hnames = list(meta.get("human_names", []))
+            h = a["human"]
+            if hnames and (h is None or h.shape[-1] != len(hnames)):
+                raise DemoFileError(f"{path}: 'human' must have shape (chains, draws, {len(hnames)})")
+            return cls(theta=a["theta"], param_names=list(meta.get("param_names", [])),
+                       human={k: h[..., i] for i, k in enumerate(hnames)},
+                       reward_mean=a["reward_mean"], log_density=a["log_density"],
+                       discrete={k: {a: b for a, b in v} for k, v in meta.get("discrete", {}).items()},
+                       unconstrained=a["unconstrained"], info=dict(meta.get("info", {})))
+        except DemoFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # arrays that disagree, malformed metadata
+            raise DemoFileError(f"{path}: malformed posterior file ({type(e).__name__}: {e})") from None
 
     def __repr__(self) -> str:
         return (f"Posterior(chains={self.n_chains}, draws={self.n_draws}, parameters={len(self.names)}, "

@@ -441,7 +441,7 @@ def test_compare_bayes_ranks_by_psis_loo(noisy_demos, monkeypatch):
     monkeypatch.setattr(irl, "compare_posteriors", sample_once)
     noisy = "noisy:model=boltzmann(beta=3),epsilon=0.4"
     args = ["compare", noisy_demos, "--env", ENV, "--human", "boltzmann:beta=3", "--human", noisy,
-            "--solver", "bayes", "--samples", "60", "--chains", "2", "--seed", "1", "--quiet"]
+            "--solver", "bayes", "--samples", "60", "--chains", "2", "--seed", "1", "--quiet", "--allow-unconverged"]
     res = ok(*args, "--json")
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["rank"] for r in rows] == [1, 2] and [r["human"] for r in rows] == [noisy, "boltzmann:beta=3"]
@@ -460,6 +460,21 @@ def test_compare_bayes_ranks_by_psis_loo(noisy_demos, monkeypatch):
         assert f"{r['elpd_loo']:.1f} ± {r['elpd_loo_se']:.1f}" in table.stdout
         assert f"{r['elpd_diff']:.1f} ± {r['elpd_diff_se']:.1f}" in table.stdout
     assert table.stderr == res.stderr
+
+
+def test_compare_bayes_exits_3_when_a_posterior_has_not_converged(noisy_demos):
+    """As ``irl fit --solver bayes``: the ranking is printed, then exit code 3 unless --allow-unconverged."""
+    args = ["compare", noisy_demos, "--env", ENV, "--human", "boltzmann:beta=3", "--human", "boltzmann:beta=1",
+            "--solver", "bayes", "--samples", "6", "--warmup", "6", "--chains", "2", "--quiet", "--json"]
+    res = invoke(*args)
+    assert res.exit_code == 3, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == 2 and not all(r["converged"] for r in rows)  # the ranking is still printed
+    assert re.search(r"^Error: the posterior of '.*' has not converged: exit code 3; draw more \(--samples, "
+                     r"--warmup\), or pass --allow-unconverged", res.stderr, re.M), res.stderr
+    assert "Traceback" not in res.output
+    accepted = invoke(*args, "--allow-unconverged")
+    assert accepted.exit_code == 0 and accepted.stdout == res.stdout and "Error:" not in accepted.stderr
 
 
 def test_compare_solver_option_errors(noisy_demos, tmp_path):

@@ -91,3 +91,35 @@ def test_the_checks_run_on_simulated_data_of_every_packaged_kind():
         data = demos.simulate(env, hm.Boltzmann(1.0), irl.envs.true_reward(env), n=50, seed=0)
         irl.Evidence(env, data, hm.Boltzmann(1.0))
         irl.Evidence(env, demos.StateOnly(data), hm.Boltzmann(1.0))
+
+
+def test_the_command_line_names_the_file_and_the_allow_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    env = tmp_path / "chain.mdp.npz"
+    _chain().save(env)
+    bad = tmp_path / "bad.npz"
+    _traj([[0, 1, 2], [0, 0, 2]], [[0, 0], [1, 0]]).save(str(bad))
+
+    def run(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    res = run("fit", bad, "--env", env, "--out", tmp_path / "r.npz", "--quiet")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.startswith(f"Error: {bad}: trajectory 1, step 1: state 0 --action 0--> state 2 has probability 0")
+    assert res.stderr.rstrip().endswith("pass --allow impossible_transitions; first check that --env is the "
+                                        "environment the data were recorded in"), res.stderr
+    assert run("fit", bad, "--env", env, "--out", tmp_path / "r.npz", "--quiet",
+               "--allow", "impossible_transitions").exit_code == 0
+    res = run("fit", bad, "--env", env, "--out", tmp_path / "r.npz", "--allow", "start")
+    assert res.exit_code == 2 and "unknown --allow name 'start'; known: off_initial_start, impossible_transitions" \
+        in res.stderr
+    res = run("compare", bad, "--env", env, "--human", "boltzmann", "--human", "boltzmann:beta=2")
+    assert res.exit_code == 1 and f"Error: {bad}: trajectory 1, step 1" in res.stderr
+    assert "irl compare cannot accept them (irl fit --allow impossible_transitions can)" in res.stderr
+    good = tmp_path / "good.npz"
+    _traj(*GOOD, terminated=[True, False]).save(str(good))
+    res = run("compare", good, "--env", env, "--test", bad, "--human", "boltzmann", "--human", "boltzmann:beta=2")
+    assert res.exit_code == 1 and res.stderr.startswith(f"Error: {bad}: trajectory 1, step 1"), res.stderr

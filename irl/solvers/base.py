@@ -392,6 +392,7 @@ class RewardEstimate:
             demos.DemoFileError: a missing, foreign or incomplete file (the message names it).
         """
         from demos import DemoFileError, load_arrays
+        from demos.io import finite_array
 
         _, arrays, meta = load_arrays(path, _FORMAT)
         missing = [k for k in ("reward", "theta") if k not in arrays]
@@ -402,18 +403,24 @@ class RewardEstimate:
             log_likelihood = float(meta["log_likelihood"])
         except (KeyError, TypeError, ValueError):
             raise DemoFileError(f"{path}: reward-estimate file metadata lacks a numeric 'log_likelihood'") from None
-        return cls(reward=arrays["reward"], theta=arrays["theta"], log_likelihood=log_likelihood,
-                   log_prior=float(meta.get("log_prior", 0.0)), converged=bool(meta.get("converged", True)),
-                   history=list(meta.get("history", [])), param_names=list(meta.get("param_names", [])),
-                   info=dict(meta.get("info", {})),
-                   human_params={k: (dict((a, b) for a, b in v) if isinstance(v, list) else v)
-                                 for k, v in meta.get("human_params", {}).items()},
-                   starts=list(meta.get("starts", [])), n_starts_at_best=int(meta.get("n_starts_at_best", 1)),
-                   flat_directions=[FlatDirection(vector=np.asarray(d["vector"], dtype=np.float64),
-                                                  eigenvalue=float(d["eigenvalue"]), names=list(d["names"]),
-                                                  weights=[float(w) for w in d["weights"]], exact=bool(d["exact"]))
-                                    for d in meta.get("flat_directions", [])],
-                   problems=[str(p) for p in meta.get("problems", [])])
+        reward = finite_array(path, "reward", arrays["reward"], (1, 2))
+        theta = finite_array(path, "theta", arrays["theta"], (1,))
+        try:
+            return cls(reward=reward, theta=theta, log_likelihood=log_likelihood,
+                       log_prior=float(meta.get("log_prior", 0.0)), converged=bool(meta.get("converged", True)),
+                       history=list(meta.get("history", [])), param_names=list(meta.get("param_names", [])),
+                       info=dict(meta.get("info", {})),
+                       human_params={k: (dict((a, b) for a, b in v) if isinstance(v, list) else v)
+                                     for k, v in meta.get("human_params", {}).items()},
+                       starts=list(meta.get("starts", [])), n_starts_at_best=int(meta.get("n_starts_at_best", 1)),
+                       flat_directions=[FlatDirection(vector=np.asarray(d["vector"], dtype=np.float64),
+                                                      eigenvalue=float(d["eigenvalue"]), names=list(d["names"]),
+                                                      weights=[float(w) for w in d["weights"]],
+                                                      exact=bool(d["exact"]))
+                                        for d in meta.get("flat_directions", [])],
+                       problems=[str(p) for p in meta.get("problems", [])])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # metadata of the wrong shape
+            raise DemoFileError(f"{path}: malformed reward-estimate metadata ({type(e).__name__}: {e})") from None
 
     def __repr__(self) -> str:
         flat = f", flat_directions={len(self.flat_directions)}" if self.flat_directions else ""

@@ -16,6 +16,7 @@ import scipy.sparse
 import torch
 
 from irl.evidence import as_evidence_list
+from irl.mdp import TabularMDP
 from irl.posterior import Posterior
 from irl.rewards import RewardModel, default_reward_model
 from irl.solvers import samplers as _samplers
@@ -182,6 +183,7 @@ class BayesianIRL:
         warmup = samples if warmup is None else _count("warmup", warmup, 0)
         checkpoint_every = _count("checkpoint_every", checkpoint_every, 1)
         init_radius = _finite_number("init_radius", init_radius, 0.0)
+        seed = _count("seed", seed, 0)
         joint = self.log_joint(env_or_evidence, data)
         if self.sampler in ("hmc", "nuts"):
             for ev in joint.evidence:
@@ -412,13 +414,17 @@ _STATE_ARRAYS = ("draws", "log_density", "accept_prob", "n_steps", "diverging", 
                  "inv_mass", "inv_mass_chol")
 
 
-def _digest(obj: Any) -> str:
-    """A sha256 of a value's content: arrays by their bytes, objects by their public attributes."""
+def _digest(obj: Any, skip: tuple[type, ...] = ()) -> str:
+    """A sha256 of a value's content: arrays by their bytes, objects by their public attributes.
+
+    Values of the types in ``skip`` found inside ``obj`` count by their type only (e.g. the MDP a
+    reward model keeps a reference to, which the fingerprint names on its own).
+    """
     h = hashlib.sha256()
 
     def feed(o: Any, depth: int) -> None:
         h.update(type(o).__name__.encode())
-        if depth > 8:
+        if depth > 8 or (depth and isinstance(o, skip)):
             return
         if o is None or isinstance(o, (bool, int, float, str, bytes, np.generic)):
             h.update(repr(o).encode())
@@ -475,7 +481,7 @@ def run_fingerprint(joint: LogJoint, settings: dict[str, Any]) -> dict[str, Any]
         mdp=[f"{getattr(ev.mdp, 'name', '?')} (sha256 {_digest(ev.mdp)[:16]})" for ev in joint.evidence],
         human=[repr(ev.human) for ev in joint.evidence],
         prior=repr(joint.prior),
-        reward_model=f"{type(rm).__name__}({', '.join(rm.param_names())}; sha256 {_digest(rm)[:16]})",
+        reward_model=f"{type(rm).__name__}({', '.join(rm.param_names())}; sha256 {_digest(rm, (TabularMDP,))[:16]})",
         version=__version__, **settings)
 
 

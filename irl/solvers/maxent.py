@@ -155,7 +155,8 @@ class MaxEnt:
         self.tol = check_option("MaxEnt", "tol", tol, minimum=0.0)
         self.callback = callback
         self.n_starts = None if n_starts is None else int(n_starts)
-        self.seed, self.nested, self.start_tol = int(seed), bool(nested), float(start_tol)
+        self.seed = check_option("MaxEnt", "seed", seed, integer=True, minimum=0)
+        self.nested, self.start_tol = bool(nested), float(start_tol)
         self.identifiability, self.flat_tol, self.check = bool(identifiability), float(flat_tol), bool(check)
         self.optimizer, self.lr = optimizer, check_option("MaxEnt", "lr", lr, minimum=0.0, exclusive=True)
         self.batch_size = None if batch_size is None else int(batch_size)
