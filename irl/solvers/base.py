@@ -114,6 +114,9 @@ class LogJoint:
             if (ev.mdp.n_states, ev.mdp.n_actions) != (reward_model.n_states, reward_model.n_actions):
                 raise ValueError(f"evidence {i} is in an MDP with (S, A) = ({ev.mdp.n_states}, {ev.mdp.n_actions}) "
                                  f"but the reward model expects ({reward_model.n_states}, {reward_model.n_actions})")
+        check_joint = getattr(reward_model, "check_joint", None)  # a reward per agent (irl.norms): labels, prior
+        if check_joint is not None:
+            check_joint(evidence, prior)
         self.humans: list[Any] = []
         self.groups: list[list[Evidence]] = []
         for ev in evidence:
@@ -191,7 +194,17 @@ class LogJoint:
         bound = [h.bind(**vals) if vals else h for h, vals in zip(self.humans, values)]
         return bound, lp
 
-    def _group_terms(self, k: int, human: Any, reward: torch.Tensor) -> torch.Tensor:
+    def _rewards(self, theta: torch.Tensor) -> Any:
+        """``evidence item -> reward (..., S, A)``: one evaluation of the reward model in total, or, for a
+        model with ``evidence_rewards(theta, evidence)`` (a reward per agent, :mod:`irl.norms`), one per item."""
+        per_item = getattr(self.reward_model, "evidence_rewards", None)
+        if per_item is None:
+            reward = self.reward_model(theta)
+            return lambda ev: reward
+        table = dict(zip(map(id, self.evidence), per_item(theta, self.evidence)))
+        return lambda ev: table[id(ev)]
+
+    def _group_terms(self, k: int, human: Any, reward: Any) -> torch.Tensor:
         """Log-likelihood of group ``k`` for each combination of its discrete parameters: ``(C, ...)``."""
         combos: list[dict[str, Any]] = [{}]
         logp = [torch.zeros((), dtype=torch.float64)]
@@ -202,14 +215,14 @@ class LogJoint:
         terms = []
         for combo, lp in zip(combos, logp):
             h = human.bind(**combo) if combo else human
-            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward, ev.observation) for ev in self.groups[k]))
+            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward(ev), ev.observation) for ev in self.groups[k]))
         return torch.stack(terms)
 
     def log_likelihood(self, x: Any) -> torch.Tensor:
         """Sum of the evidence log-likelihoods at ``x`` (discrete human parameters summed out)."""
         x = self._check(x)
         bound, _ = self._bound_humans(x, jacobian=False)
-        reward = self.reward_model(x[..., :self.n_reward])
+        reward = self._rewards(x[..., :self.n_reward])
         total = torch.zeros(x.shape[:-1], dtype=x.dtype)
         for k, h in enumerate(bound):
             total = total + torch.logsumexp(self._group_terms(k, h, reward), dim=0)
@@ -226,7 +239,7 @@ class LogJoint:
         """Conditional posterior of each discrete human parameter at ``x`` (unbatched)."""
         x = self._check(x).detach()
         bound, _ = self._bound_humans(x, jacobian=False)
-        reward = self.reward_model(x[..., :self.n_reward])
+        reward = self._rewards(x[..., :self.n_reward])
         out: dict[str, dict[Any, float]] = {}
         with torch.no_grad():
             for k, h in enumerate(bound):

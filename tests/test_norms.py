@@ -1,0 +1,165 @@
+"""Shared norms (irl.norms): a hierarchical reward r_i = r_shared + r_own_i fitted to several agents at once.
+
+Checks: the parameter layout and rewards per agent; exact gradients of the log-joint w.r.t. the shared,
+own and group parameters (finite differences); that one LogJoint mechanism serves MaxEnt and Bayesian IRL;
+identifiability (overlap of the blocks, the warning without a prior); bad input; and the two claims of the
+feature, with margins from measured runs (benchmarks/bench_norms.py): the norm learned from all agents lets a
+new agent with a new goal do better than the norm learned from any single agent, and partial pooling beats
+separate fits when each participant gave few demonstrations.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import demos
+import human_models as hm
+import irl
+import priors
+from irl.envs import park
+from irl.norms import NonIdentifiedWarning, SharedReward, SharedRewardPrior, select_features
+
+TRAIN = ["A", "B", "C", "D"]
+
+
+def park_evidence(env, agents, n, seed, beta=3.0):
+    return [irl.Evidence(env, demos.simulate(env, hm.Boltzmann(beta), park.agent_reward(env, g), n=n,
+                                             seed=seed * 100 + k), hm.Boltzmann(beta), agent=g)
+            for k, g in enumerate(agents)]
+
+
+@pytest.fixture(scope="module")
+def env():
+    return irl.envs.make("park")
+
+
+def test_layout_and_rewards(env):
+    m = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=["A", "B"])
+    assert m.n_params == 2 + 2 * 6 and m.param_names()[:3] == ["shared.lawn", "shared.flowers", "A.goal_A"]
+    theta = torch.zeros(m.n_params, dtype=torch.float64)
+    theta[:2] = torch.tensor([-1.0, -2.5])
+    theta[2] = 1.0          # A's weight on goal_A
+    theta[2 + 6 + 1] = 1.0  # B's weight on goal_B
+    r = m.agent_rewards(theta)
+    assert r.shape == (2, env.n_states, env.n_actions)
+    np.testing.assert_allclose(r[0, :, 0].numpy(), park.agent_reward(env, "A"))
+    np.testing.assert_allclose(m.agent_reward(theta, "B")[:, 0].numpy(), park.agent_reward(env, "B"))
+    np.testing.assert_allclose(m(theta)[:, 0].numpy(), env.true_reward)  # the population reward is the norm
+    batch = torch.stack([theta, 2 * theta])
+    assert torch.allclose(m.agent_rewards(batch)[1], 2 * r) and m.homogeneous
+    with pytest.raises(KeyError, match="unknown agent 'Z'; known: A, B"):
+        m.agent_reward(theta, "Z")
+
+
+def test_pooled_layout():
+    env = irl.envs.make("gridworld-5x5")
+    lin = irl.rewards.LinearReward.from_mdp(env)
+    m = SharedReward(None, lin, ["p1", "p2", "p3"], pooling=True)
+    assert m.n_params == 4 * 5 and not m.homogeneous
+    assert m.param_names()[:1] == ["mean.goal"] and m.param_names()[4] == "log_scale.goal"
+    assert m.param_names()[8] == "p1.z.goal"
+    theta = torch.randn(2, m.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    parts = m.split(theta)
+    own = parts["mean"][:, None, :] + torch.exp(theta[:, 4:8])[:, None, :] * theta[:, 8:].reshape(2, 3, 4)
+    assert torch.allclose(parts["own"], own)
+    assert torch.allclose(m.agent_rewards(theta), lin(own))
+    assert torch.allclose(m(theta), lin(parts["mean"]))  # the population reward: the group mean's
+
+
+def test_gradient_of_log_joint_wrt_shared_own_and_group_parameters(env):
+    evs = park_evidence(env, ["A", "B"], n=3, seed=0)
+    m = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=["A", "B"])
+    joint = irl.LogJoint(evs, m, m.prior())
+    x = torch.randn(joint.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: joint(t), (x,), eps=1e-6, atol=1e-6, rtol=1e-5)
+    # the same with partial pooling (mean, log-scale and offsets) and an inferred rationality
+    grid = irl.envs.make("gridworld-5x5")
+    d = [demos.simulate(grid, hm.Boltzmann(2.0), grid.true_reward, n=2, seed=s) for s in range(2)]
+    human = hm.Boltzmann(beta=priors.LogNormal(0.5, 0.5))
+    pooled = SharedReward(select_features(grid, ["mud", "water"]), select_features(grid, ["goal", "plain"]),
+                          ["p", "q"], pooling=True)
+    joint = irl.LogJoint([irl.Evidence(grid, d[0], human, agent="p"), irl.Evidence(grid, d[1], human, agent="q")],
+                         pooled, pooled.prior())
+    x = 0.5 * torch.randn(joint.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x.requires_grad_(True)
+    assert joint.dim == 2 + 2 * 4 + 1
+    assert torch.autograd.gradcheck(lambda t: joint(t), (x,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_log_joint_sums_each_agent_under_its_own_reward(env):
+    evs = park_evidence(env, ["A", "B"], n=4, seed=3)
+    m = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=["A", "B"])
+    theta = torch.randn(m.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    joint = irl.LogJoint(evs, m)
+    want = sum(ev.log_likelihood(m.agent_reward(theta, ev.agent)) for ev in evs)
+    assert torch.allclose(joint.log_likelihood(theta), want)
+    # batched over leading axes like every log-joint (chains of a sampler)
+    batch = torch.stack([theta, -theta])
+    assert torch.allclose(joint.log_likelihood(batch)[0], want)
+
+
+def test_prior_blocks():
+    grid = irl.envs.make("gridworld-5x5")
+    m = SharedReward(select_features(grid, ["mud"]), select_features(grid, ["goal"]), ["a", "b"])
+    p = m.prior(shared=priors.Laplace(0, 2), own=priors.Gaussian(0, 3))
+    theta = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    want = priors.Laplace(0, 2).log_prob(theta[:1]) + priors.Gaussian(0, 3).log_prob(theta[1:])
+    assert torch.allclose(p.log_prob(theta), want)
+    pm = SharedReward(None, select_features(grid, ["goal", "mud"]), ["a", "b"], pooling=True)
+    pp = pm.prior(mean=priors.Gaussian(0, 2), scale=priors.HalfNormal(0.5))
+    x = torch.tensor([0.3, -0.2, np.log(0.4), 0.1, 1.0, -1.0, 0.5, 0.2], dtype=torch.float64)
+    tau = torch.exp(x[2:4])
+    want = (priors.Gaussian(0, 2).log_prob(x[:2]) + (torch.distributions.HalfNormal(torch.tensor(0.5, dtype=torch.float64))
+            .log_prob(tau) + x[2:4]).sum() + torch.distributions.Normal(0.0, 1.0).log_prob(x[4:]).sum())
+    assert torch.allclose(pp.log_prob(x), want)
+
+
+def test_overlap_and_identifiability_warning(env):
+    m = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=["A"])
+    assert m.overlap() == 0  # disjoint, independent features: the split is identified
+    tab = irl.rewards.TabularReward(env.n_states, env.n_actions)
+    both = SharedReward(select_features(env, list(park.NORM_FEATURES)), tab, ["A"])
+    assert both.overlap() == 2  # everything the norm expresses, a tabular own block can too
+    evs = park_evidence(env, ["A"], n=2, seed=0)
+    with pytest.warns(NonIdentifiedWarning, match="2 direction"):
+        irl.LogJoint(evs, both)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        irl.LogJoint(evs, both, both.prior())  # a prior decides the split: no warning
+        irl.LogJoint(evs, m)  # identified without a prior
+
+
+def test_bad_input(env):
+    evs = park_evidence(env, ["A"], n=2, seed=0)
+    m = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=["A", "B"])
+    unlabelled = irl.Evidence(env, evs[0].observation, hm.Boltzmann(3.0))
+    with pytest.raises(ValueError, match=r"evidence 1 has agent=None.*agents \['A', 'B'\].*agent='A'"):
+        irl.LogJoint([evs[0], unlabelled], m)
+    stranger = irl.Evidence(env, evs[0].observation, hm.Boltzmann(3.0), agent="Z")
+    with pytest.raises(ValueError, match="evidence 0 has agent='Z'"):
+        irl.MaxEnt(reward_model=m).fit([stranger])
+    with pytest.raises(TypeError, match="Evidence.agent must be a non-empty string"):
+        irl.Evidence(env, evs[0].observation, hm.Boltzmann(3.0), agent=3)
+    with pytest.raises(ValueError, match="distinct: \\['A'\\]"):
+        SharedReward.from_features(env, shared=None, own=park.GOAL_FEATURES, agents=["A", "A"])
+    with pytest.raises(ValueError, match="non-empty list of non-empty strings"):
+        SharedReward.from_features(env, shared=None, own=park.GOAL_FEATURES, agents=[])
+    with pytest.raises(irl.MDPValidationError, match=r"\['grass'\] are not features of 'park'; known: \['lawn'"):
+        select_features(env, ["grass"])
+    pooled = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=["A"],
+                                        pooling=True)
+    with pytest.raises(ValueError, match="pooling=True\\) needs its own hierarchical prior"):
+        irl.LogJoint(evs, pooled, priors.Gaussian(0, 1))
+    with pytest.raises(ValueError, match="scale prior of partial pooling must be a prior on positive values"):
+        pooled.prior(scale=priors.Gaussian(0, 1))
+    with pytest.raises(ValueError, match="give mean= and scale="):
+        pooled.prior(own=priors.Gaussian(0, 1))
+    with pytest.raises(ValueError, match="pooling=True"):
+        m.prior(scale=priors.HalfNormal(1.0))
+    other = irl.rewards.TabularReward(4, 2)
+    with pytest.raises(ValueError, match="same \\(S, A\\)"):
+        SharedReward(other, irl.rewards.TabularReward(5, 2), ["a"])
