@@ -75,7 +75,7 @@ import torch
 from irl.mdp import MDPValidationError, TabularMDP
 from irl.rewards import LinearReward, RewardModel
 
-__all__ = ["SharedReward", "SharedRewardPrior", "NonIdentifiedWarning", "select_features"]
+__all__ = ["SharedReward", "SharedRewardPrior", "NonIdentifiedWarning", "select_features", "transfer_evd"]
 
 
 class NonIdentifiedWarning(UserWarning):
@@ -109,6 +109,45 @@ def select_features(mdp: TabularMDP, names: Sequence[str]) -> LinearReward:
         raise MDPValidationError(f"features {unknown or '[]'} are not features of {mdp.name!r}; known: {known}")
     cols = [known.index(n) for n in names]
     return LinearReward(np.asarray(mdp.features)[..., cols], mdp.n_actions, names=list(names))
+
+
+def transfer_evd(env: TabularMDP, norm: Any, true_norm: Any, goals: Any) -> np.ndarray:
+    """How well an inferred norm serves *new* agents: the EVD of each one planning with the norm plus its own goal.
+
+    A new agent ``k`` knows its goal reward ``goals[k]`` and adopts the inferred
+    ``norm``; it plans optimally for ``norm + goals[k]`` (:func:`irl.plan`), and is
+    judged under ``true_norm + goals[k]`` by the expected value difference
+    (:func:`irl.metrics.expected_value_difference`; 0 when the norm is as good as the
+    true one for that goal).
+
+    Args:
+        env: the MDP the new agents act in.
+        norm: the inferred norm ``(S,)`` or ``(S, A)`` (e.g. ``est.reward`` of a
+            :class:`SharedReward` fit: the shared component).
+        true_norm: the true norm, same shape.
+        goals: the new agents' own rewards ``(K, S)`` or ``(K, S, A)``.
+
+    Returns:
+        ``(K,)`` expected value differences, ``>= 0``.
+
+    Example:
+        >>> import numpy as np, irl
+        >>> env = irl.envs.make("park")
+        >>> goals = np.eye(env.n_states)[[40, 49]]            # two new agents: goals at cells 40 and 49
+        >>> transfer_evd(env, env.true_reward, env.true_reward, goals).tolist()
+        [0.0, 0.0]
+        >>> bool((transfer_evd(env, np.zeros(env.n_states), env.true_reward, goals) > 0).all())  # no norm
+        True
+    """
+    from irl.metrics import expected_value_difference
+    from irl.plan import plan
+
+    n, t = np.asarray(norm, dtype=np.float64), np.asarray(true_norm, dtype=np.float64)
+    g = np.asarray(goals, dtype=np.float64)
+    if g.ndim != n.ndim + 1 or g.shape[1:] != n.shape or n.shape != t.shape:
+        raise ValueError(f"transfer_evd needs norm and true_norm of one shape (S,) or (S, A) and goals (K, *that "
+                         f"shape): got norm {n.shape}, true_norm {t.shape}, goals {g.shape}")
+    return np.array([expected_value_difference(env, plan(env, n + gk), t + gk) for gk in g])
 
 
 class SharedReward(RewardModel):
