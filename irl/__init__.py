@@ -22,6 +22,7 @@ from irl import metrics
 from irl.compare import PosteriorScore, compare, compare_posteriors
 from irl.posterior import ConvergenceWarning, Posterior
 from irl.solvers import BayesianIRL
+from irl import norms  # noqa: E402  (shared norms, partial pooling: irl.norms.SharedReward)
 
 from irl._version import __version__
 
