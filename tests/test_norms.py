@@ -229,3 +229,20 @@ def test_bayesian_irl_samples_the_same_log_joint(env):
     norm = post.theta[..., :2].reshape(-1, 2).mean(0)
     assert (norm < -0.3).all(), norm
     np.testing.assert_allclose(post.reward_mean[:, 0], env.features[:, :2] @ norm, atol=1e-9)  # population = norm
+
+
+def test_inferred_rationality_and_the_scale_reparameterisation(env):
+    """Human parameters given as priors sit after the reward blocks; HMC's scale coordinates apply (homogeneous)."""
+    from irl.solvers.bayesian import ScaleReparam
+
+    human = hm.Boltzmann(beta=priors.LogNormal(1.0, 0.5))
+    evidence = [irl.Evidence(env, ev.observation, human, agent=ev.agent) for ev in park_evidence(env, TRAIN, 5, 0)]
+    model = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=TRAIN)
+    est = irl.MaxEnt(reward_model=model, prior=model.prior()).fit(evidence)
+    assert est.converged and est.theta.shape == (model.n_params,) and "boltzmann.beta" in est.human_params
+    assert (est.theta[:2] < 0).all()
+    joint = irl.LogJoint(evidence, model, model.prior())
+    assert ScaleReparam.find(joint) is not None  # linear blocks without pooling: reward(c theta) = c reward(theta)
+    pooled = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=TRAIN,
+                                        pooling=True)
+    assert ScaleReparam.find(irl.LogJoint(evidence, pooled, pooled.prior())) is None
