@@ -246,3 +246,32 @@ def test_inferred_rationality_and_the_scale_reparameterisation(env):
     pooled = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=park.GOAL_FEATURES, agents=TRAIN,
                                         pooling=True)
     assert ScaleReparam.find(irl.LogJoint(evidence, pooled, pooled.prior())) is None
+
+
+def test_cli_fit_norms(env, tmp_path):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    files = []
+    for k, g in enumerate(TRAIN):
+        path = tmp_path / f"{g}.npz"
+        demos.simulate(env, hm.Boltzmann(3.0), park.agent_reward(env, g), n=5, seed=k).save(str(path))
+        files.append(str(path))
+    out = tmp_path / "norms.npz"
+    res = CliRunner().invoke(app, ["fit-norms", *files, "--env", "park", "--shared", "lawn,flowers", "--own",
+                                   ",".join(park.GOAL_FEATURES), "--human", "boltzmann:beta=3", "--quiet",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "shared.lawn" in res.output and "D.goal_D" in res.output
+    est = irl.RewardEstimate.load(str(out))
+    # the same numbers as the Python fit of the tutorial (agents labelled by the file names)
+    evidence = park_evidence(env, TRAIN, n=5, seed=0)
+    np.testing.assert_allclose(est.reward[:, 0], fit_norm(env, evidence), atol=1e-6)
+    assert est.param_names[:2] == ["shared.lawn", "shared.flowers"] and est.info["agents"] == TRAIN
+    bad = CliRunner().invoke(app, ["fit-norms", *files[:2], "--env", "park", "--shared", "grass", "--own", "goal_A",
+                                   "--out", str(out)])
+    assert bad.exit_code == 2 and "--shared 'grass'" in bad.output and "lawn, flowers" in bad.output
+    bad = CliRunner().invoke(app, ["fit-norms", *files[:2], "--env", "park", "--own", "goal_A", "--agent", "x",
+                                   "--out", str(out)])
+    assert bad.exit_code == 2 and "--agent was given 1 times for 2 files" in bad.output

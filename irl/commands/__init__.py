@@ -13,6 +13,7 @@ from typing import Any
 
 #: Modules of this package whose ``register(app)`` adds commands (one name per line).
 MODULES: tuple[str, ...] = (
+    "norms",
 )
 
 
