@@ -534,7 +534,8 @@ class Posterior:
             for start in range(0, idx.size, batch):
                 sl = slice(start, start + batch)
                 th = torch.as_tensor(theta[sl])
-                r = reward_model(th)
+                per_item = getattr(reward_model, "evidence_rewards", None) if joint is not None else None
+                r = reward_model(th) if per_item is None else per_item(th, [joint.evidence[evidence]])[0]  # its agent's
                 bound = human.bind(**{n: torch.as_tensor(v[idx][sl]) for n, v in values.items()}) if values else human
                 if disc:
                     probs = self._discrete_mixture(bound, disc, env, r, joint, evidence)

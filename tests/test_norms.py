@@ -229,6 +229,10 @@ def test_bayesian_irl_samples_the_same_log_joint(env):
     norm = post.theta[..., :2].reshape(-1, 2).mean(0)
     assert (norm < -0.3).all(), norm
     np.testing.assert_allclose(post.reward_mean[:, 0], env.features[:, :2] @ norm, atol=1e-9)  # population = norm
+    # the predictive policy of an evidence item is its agent's (not the population's)
+    th = torch.from_numpy(post.theta.reshape(-1, model.n_params))
+    want = hm.Boltzmann(3.0).action_log_probs(env, model.agent_reward(th, "B")).exp().mean(0).numpy()
+    np.testing.assert_allclose(post.predictive_policy(draws=None, evidence=1), want, atol=1e-12)
 
 
 def test_inferred_rationality_and_the_scale_reparameterisation(env):

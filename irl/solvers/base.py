@@ -91,6 +91,9 @@ class LogJoint:
     prior (``priors.Categorical``) are summed out exactly, per human model, over
     all evidence that model explains. The same human model object in several
     evidence items shares its parameters.
+    A reward model with ``evidence_rewards(theta, evidence)`` scores each item
+    with its own reward (:class:`irl.norms.SharedReward`: the reward of the
+    item's ``agent``); every other model gives all items the same reward.
 
     Args:
         evidence: the evidence items (each with its MDP and human model).
