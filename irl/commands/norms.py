@@ -41,13 +41,13 @@ def register(app: Any) -> None:
                                                        "the file names without extension, e.g. --agent A --agent B."),
         pooling: bool = typer.Option(False, "--pooling",
                                      help="Draw the agents' own weights from an inferred group distribution "
-                                          "(partial pooling)."),
+                                          "(partial pooling), e.g. --pooling."),
         human: str = typer.Option("boltzmann", "--human", help="Human model NAME[:key=value,...], "
                                                                "e.g. --human boltzmann:beta=3."),
-        solver: str = typer.Option("maxent", "--solver", help="maxent (MAP) or bayes (posterior by HMC)."),
-        samples: int = typer.Option(1000, "--samples", min=1, help="Draws per chain (--solver bayes)."),
-        chains: int = typer.Option(4, "--chains", min=1, help="Chains (--solver bayes)."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (--solver bayes)."),
+        solver: str = typer.Option("maxent", "--solver", help="maxent (MAP) or bayes (posterior by HMC), e.g. --solver bayes."),
+        samples: int = typer.Option(1000, "--samples", min=1, help="Draws per chain (--solver bayes), e.g. --samples 500."),
+        chains: int = typer.Option(4, "--chains", min=1, help="Chains (--solver bayes), e.g. --chains 4."),
+        seed: int = typer.Option(0, "--seed", help="Random seed (--solver bayes), e.g. --seed 0."),
         out: Path = typer.Option(..., "--out", "-o", help="Where to save the estimate, e.g. --out norms.npz."),
         quiet: bool = QUIET_OPTION,
     ) -> None:
