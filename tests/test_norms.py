@@ -160,6 +160,8 @@ def test_bad_input(env):
         pooled.prior(own=priors.Gaussian(0, 1))
     with pytest.raises(ValueError, match="pooling=True"):
         m.prior(scale=priors.HalfNormal(1.0))
+    with pytest.raises(ValueError, match=r"goals \(K, \*that shape\): got norm \(100,\), true_norm \(100,\), goals \(100,\)"):
+        transfer_evd(env, env.true_reward, env.true_reward, env.true_reward)
     other = irl.rewards.TabularReward(4, 2)
     with pytest.raises(ValueError, match="same \\(S, A\\)"):
         SharedReward(other, irl.rewards.TabularReward(5, 2), ["a"])
