@@ -171,7 +171,13 @@ class SharedReward(RewardModel):
         pooling: draw the own parameters from an inferred group distribution
             (partial pooling; the prior must come from :meth:`prior`).
 
+    Identifiability: what both ``shared`` and ``own`` can express can move between
+    the shared block and every own block without changing the likelihood
+    (:meth:`overlap` counts those directions); give the blocks disjoint features or
+    proper priors (:meth:`prior`).
+
     Raises:
+        TypeError: components that are not reward models.
         ValueError: no agents, repeated or empty labels, or component models of
             different sizes.
 
@@ -183,6 +189,14 @@ class SharedReward(RewardModel):
         ['shared.mud', 'shared.water', 'a.goal', 'b.goal']
         >>> m.agent_rewards(torch.tensor([0.0, -1.0, 1.0, 2.0])).shape   # (G, S, A)
         torch.Size([2, 25, 5])
+
+    References:
+        Dimitrakakis & Rothkopf (2011), "Bayesian multitask inverse reinforcement
+        learning", EWRL (a shared prior over the tasks' rewards). Choi & Kim (2012),
+        "Nonparametric Bayesian inverse reinforcement learning for multiple reward
+        functions", NeurIPS. Gelman et al. (2013), "Bayesian Data Analysis", 3rd ed.,
+        chapter 5 (partial pooling); Betancourt & Girolami (2015), "Hamiltonian Monte
+        Carlo for hierarchical models" (the non-centred parameterisation under HMC).
     """
 
     def __init__(self, shared: RewardModel | None, own: RewardModel, agents: Sequence[str], *,
