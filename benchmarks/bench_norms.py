@@ -13,7 +13,8 @@ Two studies, several seeds each; one JSON object per line, then a summary line p
 2. ``pooling`` on ``gridworld-8x8``: ``--participants`` people whose reward weights are drawn
    around a population mean (scale ``--tau``) each give ``--few`` demonstrations. Separate MAP fits
    (``priors.Gaussian(0, 1)`` each) against one partially pooled fit (``pooling=True``: group mean
-   and scale inferred) and complete pooling (one reward for all). Score: each participant's EVD
+   and scale inferred) and complete pooling (one reward for all), all linear in the terrain features
+   relative to ``plain`` (``goal``, ``mud``, ``water``: a constant reward changes no policy here). Score: each participant's EVD
    when planning with their own estimate, under their own true reward, averaged.
 
     python benchmarks/bench_norms.py             # 10 seeds each
@@ -34,7 +35,8 @@ import human_models as hm
 import irl
 import priors
 from irl.envs import park
-from irl.norms import SharedReward, transfer_evd
+from irl.posterior import rhat
+from irl.norms import SharedReward, select_features, transfer_evd
 
 TRAIN = ("A", "B", "C", "D")
 
@@ -90,8 +92,9 @@ def shared_norm(seed: int, n: int, beta: float, bayes: bool) -> dict:
     return row
 
 
-def pooling(seed: int, participants: int, few: int, tau: float, beta: float) -> dict:
-    env = irl.envs.make("gridworld-8x8")
+def pooling(seed: int, participants: int, few: int, tau: float, beta: float, *, env_name: str = "gridworld-8x8",
+            bayes: bool = False) -> dict:
+    env = irl.envs.make(env_name)
     F = env.features
     rng = np.random.default_rng(seed)
     w_pop = np.array([1.0, 0.0, -0.3, -1.0])  # the environment's own weights as the population mean
@@ -100,13 +103,18 @@ def pooling(seed: int, participants: int, few: int, tau: float, beta: float) -> 
     evidence = [irl.Evidence(env, demos.simulate(env, hm.Boltzmann(beta), F @ W[i], n=few, seed=seed * 1000 + i),
                              hm.Boltzmann(beta), agent=a) for i, a in enumerate(agents)]
 
+    # the weights relative to "plain": a constant reward changes no policy here (fixed horizon, no terminal
+    # states), so with all four one-hot terrain features the common level would be left to the prior alone
+    lin = select_features(env, ["goal", "mud", "water"])
+    G = np.asarray(lin.features[:, 0, :])
+
     def evd(est: np.ndarray) -> float:
-        return float(np.mean([irl.metrics.expected_value_difference(env, irl.plan(env, F @ est[i]), F @ W[i])
+        return float(np.mean([irl.metrics.expected_value_difference(env, irl.plan(env, G @ est[i]), F @ W[i])
                               for i in range(participants)]))
 
-    separate = np.stack([irl.MaxEnt(prior=priors.Gaussian(0, 1)).fit([ev]).theta for ev in evidence])
-    complete = irl.MaxEnt(prior=priors.Gaussian(0, 1)).fit(evidence).theta  # one reward for everybody
-    lin = irl.rewards.LinearReward.from_mdp(env)
+    separate = np.stack([irl.MaxEnt(reward_model=lin, prior=priors.Gaussian(0, 1)).fit([ev]).theta
+                         for ev in evidence])
+    complete = irl.MaxEnt(reward_model=lin, prior=priors.Gaussian(0, 1)).fit(evidence).theta  # one for everybody
     model = SharedReward(None, lin, agents, pooling=True)
     t0 = time.perf_counter()
     est = irl.MaxEnt(reward_model=model, prior=model.prior()).fit(evidence)
@@ -114,11 +122,22 @@ def pooling(seed: int, participants: int, few: int, tau: float, beta: float) -> 
     parts = model.split(torch.from_numpy(est.theta))
     pooled = parts["own"].numpy()
     e_sep, e_pool, e_all = evd(separate), evd(pooled), evd(np.repeat(complete[None], participants, 0))
-    return {"study": "pooling", "seed": seed, "participants": participants, "demos_per_participant": few,
-            "tau": tau, "beta": beta, "evd_separate": round(e_sep, 5), "evd_pooled": round(e_pool, 5),
-            "evd_complete_pooling": round(e_all, 5), "pooled_beats_separate": bool(e_pool < e_sep),
-            "group_mean": np.round(parts["mean"].numpy(), 3).tolist(),
-            "group_scale": np.round(parts["scale"].numpy(), 3).tolist(), "pooled_fit_s": round(seconds, 3)}
+    row = {"study": "pooling", "env": env_name, "seed": seed, "participants": participants,
+           "demos_per_participant": few, "tau": tau, "beta": beta, "evd_separate": round(e_sep, 5),
+           "evd_pooled": round(e_pool, 5), "evd_complete_pooling": round(e_all, 5),
+           "pooled_beats_separate": bool(e_pool < e_sep), "group_mean": np.round(parts["mean"].numpy(), 3).tolist(),
+           "group_scale": np.round(parts["scale"].numpy(), 3).tolist(), "pooled_fit_s": round(seconds, 3)}
+    if bayes:  # the posterior of the same model: HMC, posterior-mean weights per participant
+        t0 = time.perf_counter()
+        post = irl.BayesianIRL(reward_model=model, prior=model.prior(), max_leapfrog=16).fit(
+            evidence, samples=200, warmup=200, chains=2, seed=seed, check=False)
+        draws = model.split(torch.from_numpy(post.theta.reshape(-1, model.n_params)))
+        e_bayes = evd(draws["own"].mean(0).numpy())
+        row.update(evd_pooled_bayes=round(e_bayes, 5), bayes_beats_separate=bool(e_bayes < e_sep),
+                   group_scale_bayes=np.round(draws["scale"].mean(0).numpy(), 3).tolist(),
+                   rhat_max=round(max(rhat(post.theta[..., j]) for j in range(model.n_params)), 3),
+                   bayes_s=round(time.perf_counter() - t0, 1))
+    return row
 
 
 def summary(rows: list[dict], keys: list[str], win: str) -> dict:
@@ -137,26 +156,31 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--demos", type=int, default=5, help="demonstrations per agent (shared norm)")
     ap.add_argument("--beta", type=float, default=3.0, help="rationality of the park's agents")
-    ap.add_argument("--bayes", action="store_true", help="also fit the joint norm by HMC (slow)")
+    ap.add_argument("--bayes", action="store_true", help="also fit the joint norm / the pooled model by HMC (slow)")
+    ap.add_argument("--only", choices=["shared-norm", "pooling"], default=None, help="run one study")
+    ap.add_argument("--pool-env", default="gridworld-8x8", help="environment of the pooling study")
     ap.add_argument("--participants", type=int, default=8)
     ap.add_argument("--few", type=int, default=3, help="demonstrations per participant (pooling)")
     ap.add_argument("--tau", type=float, default=0.3, help="spread of the participants' weights")
     args = ap.parse_args()
     seeds = range(args.seeds if args.seeds is not None else (3 if args.quick else 10))
     torch.set_num_threads(1)
-    rows = []
-    for s in seeds:
-        rows.append(shared_norm(s, args.demos, args.beta, args.bayes))
-        print(json.dumps(rows[-1]), flush=True)
-    keys = ["evd_joint", "evd_best_single", "evd_mean_single", "evd_no_norm"] + (["evd_joint_bayes"] if args.bayes
-                                                                                  else [])
-    print(json.dumps(summary(rows, keys, "joint_beats_every_single")), flush=True)
-    rows = []
-    for s in seeds:
-        rows.append(pooling(s, args.participants, args.few, args.tau, 2.0))
-        print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps(summary(rows, ["evd_separate", "evd_pooled", "evd_complete_pooling"], "pooled_beats_separate")),
-          flush=True)
+    if args.only in (None, "shared-norm"):
+        rows = []
+        for s in seeds:
+            rows.append(shared_norm(s, args.demos, args.beta, args.bayes))
+            print(json.dumps(rows[-1]), flush=True)
+        keys = ["evd_joint", "evd_best_single", "evd_mean_single", "evd_no_norm"] + (
+            ["evd_joint_bayes"] if args.bayes else [])
+        print(json.dumps(summary(rows, keys, "joint_beats_every_single")), flush=True)
+    if args.only in (None, "pooling"):
+        rows = []
+        for s in seeds:
+            rows.append(pooling(s, args.participants, args.few, args.tau, 2.0, env_name=args.pool_env,
+                                bayes=args.bayes))
+            print(json.dumps(rows[-1]), flush=True)
+        keys = ["evd_separate", "evd_pooled", "evd_complete_pooling"] + (["evd_pooled_bayes"] if args.bayes else [])
+        print(json.dumps(summary(rows, keys, "pooled_beats_separate")), flush=True)
 
 
 if __name__ == "__main__":
