@@ -302,3 +302,14 @@ def test_cli_fit_norms(env, tmp_path):
     bad = CliRunner().invoke(app, ["fit-norms", *files[:2], "--env", "park", "--own", "goal_A", "--agent", "x",
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "--agent was given 1 times for 2 files" in bad.output
+
+
+@pytest.mark.parametrize("sampler", ["policywalk", "nuts"])
+def test_other_samplers_take_the_same_model(env, sampler):
+    if sampler == "nuts":
+        pytest.importorskip("pyro")
+    evidence = park_evidence(env, ["A", "B"], n=5, seed=0)
+    model = SharedReward.from_features(env, shared=park.NORM_FEATURES, own=["goal_A", "goal_B"], agents=["A", "B"])
+    post = irl.BayesianIRL(reward_model=model, prior=model.prior(), sampler=sampler).fit(
+        evidence, samples=8, warmup=8, chains=2, seed=0, check=False)
+    assert post.theta.shape == (2, 8, model.n_params) and np.isfinite(post.log_density).all()
