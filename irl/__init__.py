@@ -29,6 +29,7 @@ from irl.solvers import BayesianIRL
 from irl import adapters  # layer 5: its third-party imports happen only when an adapter is used
 from irl import datasets
 from irl import active
+from irl import norms  # noqa: E402  (shared norms, partial pooling: irl.norms.SharedReward)
 
 from irl._version import __version__
 

@@ -34,6 +34,10 @@ class Evidence:
             ``"impossible_transitions"`` (data from a slightly different system),
             ``"terminated_elsewhere"`` (the MDP does not mark every terminal
             state). Actions after a terminal state are always refused.
+        agent: who produced the observation (an agent, a participant), a
+            non-empty string or ``None``. A reward model that gives each agent
+            its own reward (:class:`irl.norms.SharedReward`) scores the item
+            with that agent's reward; other reward models ignore it.
 
     Raises:
         TypeError: an argument of the wrong kind.
@@ -54,6 +58,7 @@ class Evidence:
     observation: Any
     human: Any
     allow: Collection[str] = ()
+    agent: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mdp, TabularMDP):
@@ -63,6 +68,9 @@ class Evidence:
                             f"got {type(self.observation).__name__}")
         if not hasattr(self.human, "action_log_probs"):
             raise TypeError(f"Evidence.human must be a human model: got {type(self.human).__name__}")
+        if self.agent is not None and (not isinstance(self.agent, str) or not self.agent):
+            raise TypeError(f"Evidence.agent must be a non-empty string (a label such as 'alice' or 'p07') or None: "
+                            f"got {self.agent!r}")
         validate = getattr(self.observation, "validate", None)
         if validate is not None:
             validate(self.mdp.n_states, self.mdp.n_actions, horizon=self.mdp.horizon)

@@ -534,7 +534,8 @@ class Posterior:
             for start in range(0, idx.size, batch):
                 sl = slice(start, start + batch)
                 th = torch.as_tensor(theta[sl])
-                r = reward_model(th)
+                per_item = getattr(reward_model, "evidence_rewards", None) if joint is not None else None
+                r = reward_model(th) if per_item is None else per_item(th, [joint.evidence[evidence]])[0]  # its agent's
                 bound = human.bind(**{n: torch.as_tensor(v[idx][sl]) for n, v in values.items()}) if values else human
                 if disc:
                     probs = self._discrete_mixture(bound, disc, env, r, joint, evidence)
@@ -553,7 +554,7 @@ class Posterior:
         if joint is not None:
             k = next(i for i, h in enumerate(joint.humans) if h is joint.evidence[evidence].human)
             # (C, B) conditional posterior per draw; _group_terms takes the reward as a function of the MDP
-            w = torch.softmax(joint._group_terms(k, bound, lambda mdp: r), dim=0)
+            w = torch.softmax(joint._group_terms(k, bound, lambda _ev: r), dim=0)
         else:  # no data at hand: weight by the pooled posterior table
             marg = [self.discrete.get(f"{getattr(bound, 'name', '')}.{n}", {}) for n, _ in disc]
             w = torch.tensor([math.prod(float(m.get(c[n], m.get(str(c[n]), 0.0))) for m, (n, _) in zip(marg, disc))

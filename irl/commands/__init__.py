@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "constraints",
     "active",
     "side_effects",
+    "norms",
 )
 
 

@@ -119,6 +119,12 @@ from irl.envs import bias_envs  # noqa: E402
 for _name, (_factory, _summary) in bias_envs.ENVIRONMENTS.items():
     register(_name, _factory, _summary)
 
+# A park walked by agents with different goals and the same norms (irl.norms)
+from irl.envs import park  # noqa: E402
+
+register("park", park.park, "10x10 park: paths, lawns and flowerbeds (a shared norm), landmarks A-F as agents' "
+         "goals; 5 actions, slip 0.1, horizon 14")
+
 # Meta-level problems (deliberation as a decision problem; see irl.metalevel)
 from irl.envs import mouselab  # noqa: E402
 from irl.metalevel.bernoulli import metareasoning_bernoulli  # noqa: E402

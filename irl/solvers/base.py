@@ -99,6 +99,9 @@ class LogJoint:
     prior (``priors.Categorical``) are summed out exactly, per human model, over
     all evidence that model explains. The same human model object in several
     evidence items shares its parameters.
+    A reward model with ``evidence_rewards(theta, evidence)`` scores each item
+    with its own reward (:class:`irl.norms.SharedReward`: the reward of the
+    item's ``agent``); every other model gives all items the same reward.
 
     Args:
         evidence: the evidence items (each with its MDP and human model).
@@ -126,6 +129,9 @@ class LogJoint:
                                  f"but the reward model expects ({reward_model.n_states}, {reward_model.n_actions})")
             if not getattr(ev.human, "finite_lookahead", False) and hasattr(ev.mdp, "check_well_posed"):
                 ev.mdp.check_well_posed()  # milliseconds, instead of a long loop of value iteration
+        check_joint = getattr(reward_model, "check_joint", None)  # a reward per agent (irl.norms): labels, prior
+        if check_joint is not None:
+            check_joint(evidence, prior)
         self.humans: list[Any] = []
         self.groups: list[list[Evidence]] = []
         for ev in evidence:
@@ -205,20 +211,26 @@ class LogJoint:
         return bound, lp
 
     def _rewards(self, theta: torch.Tensor) -> Any:
-        """``mdp -> reward (..., S, A)``: one evaluation in total, or one per MDP for a ``per_mdp`` model."""
+        """``evidence item -> reward (..., S, A)``: one evaluation of the reward model in total; one per MDP
+        for a ``per_mdp`` model (a network over each map's features); one per item for a model with
+        ``evidence_rewards(theta, evidence)`` (a reward per agent, :mod:`irl.norms`)."""
         model = self.reward_model
+        per_item = getattr(model, "evidence_rewards", None)
+        if per_item is not None:
+            table = dict(zip(map(id, self.evidence), per_item(theta, self.evidence)))
+            return lambda ev: table[id(ev)]
         if not getattr(model, "per_mdp", False):
             reward = model(theta)
-            return lambda mdp: reward
+            return lambda ev: reward
         cache: dict[int, torch.Tensor] = {}
         if theta.ndim == 1 and hasattr(model, "rewards"):  # one network pass per group of same-sized maps
             mdps = list({id(ev.mdp): ev.mdp for ev in self.evidence}.values())
             cache.update(zip(map(id, mdps), model.rewards(mdps, theta)))
 
-        def of(mdp: Any) -> torch.Tensor:
-            if id(mdp) not in cache:
-                cache[id(mdp)] = model.reward_for(mdp, theta)
-            return cache[id(mdp)]
+        def of(ev: Any) -> torch.Tensor:
+            if id(ev.mdp) not in cache:
+                cache[id(ev.mdp)] = model.reward_for(ev.mdp, theta)
+            return cache[id(ev.mdp)]
         return of
 
     def _group_terms(self, k: int, human: Any, reward: Any) -> torch.Tensor:
@@ -229,12 +241,12 @@ class LogJoint:
             vals, lps = pr.enumerate()
             combos = [dict(c, **{name: v}) for c in combos for v in vals]
             logp = [a + b for a in logp for b in lps]
-        if not callable(reward):  # one reward tensor for every MDP of the group
-            reward = (lambda r: lambda _mdp: r)(reward)
+        if not callable(reward):  # one reward tensor for every item of the group
+            reward = (lambda r: lambda _ev: r)(reward)
         terms = []
         for combo, lp in zip(combos, logp):
             h = human.bind(**combo) if combo else human
-            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward(ev.mdp), ev.observation) for ev in self.groups[k]))
+            terms.append(lp + sum(h.log_likelihood(ev.mdp, reward(ev), ev.observation) for ev in self.groups[k]))
         return torch.stack(terms)
 
     def log_likelihood(self, x: Any) -> torch.Tensor:
