@@ -553,7 +553,7 @@ class Posterior:
             combos = [dict(c, **{name: v}) for c in combos for v in pr.enumerate()[0]]
         if joint is not None:
             k = next(i for i, h in enumerate(joint.humans) if h is joint.evidence[evidence].human)
-            # (C, B) conditional posterior per draw; _group_terms takes the reward as a function of the MDP
+            # (C, B) conditional posterior per draw; _group_terms takes the reward as a function of the evidence item
             w = torch.softmax(joint._group_terms(k, bound, lambda _ev: r), dim=0)
         else:  # no data at hand: weight by the pooled posterior table
             marg = [self.discrete.get(f"{getattr(bound, 'name', '')}.{n}", {}) for n, _ in disc]
