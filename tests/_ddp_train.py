@@ -18,6 +18,10 @@ if __name__ == "__main__":
                              enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0,
                              default_root_dir=str(out) + ".logs")
     trainer.fit(model, data)
+    # what the calling test relies on: every process took part, training stepped, the weights are numbers
+    assert trainer.world_size == devices, f"world size {trainer.world_size}, expected {devices}"
+    assert trainer.global_step > 0, "no optimiser step was taken"
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters()), "non-finite weights after training"
     if trainer.global_rank == 0:
         model.reward_model.save(out)
         print("world_size", trainer.world_size, "steps", trainer.global_step)

@@ -224,9 +224,9 @@ class MetaMDP(abc.ABC):
     def choice_values(self, instances: np.ndarray, choices: np.ndarray, weights: Any = None) -> np.ndarray:
         """``(D,)`` the value of each choice on its (fully known) instance under weights ``w``."""
 
+    @abc.abstractmethod
     def best_choices(self, instances: np.ndarray, weights: Any = None) -> np.ndarray:
         """``(D,)`` the choice with full information (the best one on each instance)."""
-        raise NotImplementedError
 
     #: Computations a person with full information would have needed (for reports; ``nan`` if unbounded).
     full_information_computations: float = float("nan")
