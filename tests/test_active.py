@@ -350,7 +350,7 @@ def test_resample_move_matches_exact_importance_sampling():
     exact = posterior_of(200_000, 1)
     ref_mean = exact.weights @ exact.theta
     ref_sd = np.sqrt(exact.weights @ (exact.theta - ref_mean) ** 2)
-    from irl.active import _answers_density, resample_move
+    from irl.active.loop import _answers_density, resample_move
 
     start = posterior_of(3000, 2)
     density = _answers_density(prior.log_prob, model, cands, env, human, start, asked, answers)
@@ -447,7 +447,7 @@ def test_cli_ranking_candidates_and_bad_answer_kind(cli_files, tmp_path):
 
 def test_moves_target_the_log_joint_of_a_fitted_posterior(grid):
     env, _, cands = grid
-    from irl.active import _base_density
+    from irl.active.loop import _base_density
 
     data = demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=5, seed=0)
     model = irl.rewards.LinearReward.from_mdp(env)
