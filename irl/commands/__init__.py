@@ -13,6 +13,13 @@ from typing import Any
 
 #: Modules of this package whose ``register(app)`` adds commands (one name per line).
 MODULES: tuple[str, ...] = (
+    "simulate",
+    "fit",
+    "plan",
+    "compare",
+    "train",
+    "listings",
+    "plot",
     "constraints",
     "active",
     "side_effects",

@@ -63,7 +63,8 @@ def register(app: Any) -> None:
         """
         import demos
         import irl
-        from irl.cli import CLIError, _console, _make_env, _make_human, _print_fit
+        from irl.cli import CLIError, _console, _make_env, _make_human
+        from irl.commands.fit import _print_fit
         from irl.norms import SharedReward, select_features
 
         if solver not in ("maxent", "bayes"):
