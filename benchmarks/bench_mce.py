@@ -818,11 +818,11 @@ class _value_iteration_only:
     """Context manager: the planner's infinite-horizon solver without Newton's method."""
 
     def __enter__(self) -> None:
-        self.saved = planning._VI_SWEEPS
-        planning._VI_SWEEPS = 10**12
+        self.saved = planning.values._VI_SWEEPS
+        planning.values._VI_SWEEPS = 10**12
 
     def __exit__(self, *exc: Any) -> None:
-        planning._VI_SWEEPS = self.saved
+        planning.values._VI_SWEEPS = self.saved
 
 
 def prime(mdp: irl.TabularMDP) -> float:

@@ -38,6 +38,7 @@ import torch
 
 import irl
 from irl import planning as P
+from irl.planning import core as P_core, linear as P_linear, values as P_values
 from irl.autodiff import q_values, soft_log_policy
 from irl.mdp import MDPValidationError
 
@@ -216,7 +217,7 @@ def close(got: np.ndarray, want: np.ndarray, dtype=np.float64) -> None:
 # ------------------------------------------------------- solver path fixtures
 def force_method(monkeypatch, method: str) -> None:
     """Infinite horizon: value iteration only, or Newton's method after a single sweep."""
-    monkeypatch.setattr(P, "_VI_SWEEPS", 10**9 if method == "value-iteration" else 1)
+    monkeypatch.setattr(P_values, "_VI_SWEEPS", 10**9 if method == "value-iteration" else 1)
 
 
 # every setting; the infinite ones with each method
@@ -232,23 +233,23 @@ def linear_solver(request, monkeypatch):
     """Force each route of the policy linear solves (see planning._policy_solve)."""
     mode = request.param
     if mode == "lu":
-        monkeypatch.setattr(P, "_LU_CHEAP", np.inf)
+        monkeypatch.setattr(P_linear, "_LU_CHEAP", np.inf)
     else:
-        monkeypatch.setattr(P, "_LU_CHEAP", -1.0)
-        monkeypatch.setattr(P, "_LU_AFFORDABLE", np.inf if mode == "bicgstab-then-lu" else -1.0)
+        monkeypatch.setattr(P_linear, "_LU_CHEAP", -1.0)
+        monkeypatch.setattr(P_linear, "_LU_AFFORDABLE", np.inf if mode == "bicgstab-then-lu" else -1.0)
     if mode == "bicgstab-then-lu":
-        monkeypatch.setattr(P, "_KRYLOV_FIRST", 1)
+        monkeypatch.setattr(P_linear, "_KRYLOV_FIRST", 1)
     if mode == "fixed-point":
-        monkeypatch.setattr(P, "_bicgstab", lambda op, b, x0, rtol, maxiter: (np.array(x0, float),
+        monkeypatch.setattr(P_linear, "_bicgstab", lambda op, b, x0, rtol, maxiter: (np.array(x0, float),
                                                                              np.zeros(b.shape[1], bool)))
     calls = {"direct": 0}
-    direct = P._direct
+    direct = P_linear._direct
 
     def counting(*args, **kwargs):
         calls["direct"] += 1
         return direct(*args, **kwargs)
 
-    monkeypatch.setattr(P, "_direct", counting)
+    monkeypatch.setattr(P_linear, "_direct", counting)
     return mode, calls
 
 
@@ -384,11 +385,11 @@ def test_sparse_kernels_match_dense_products(dtype, B, kernels, monkeypatch):
     """``y += M x`` and ``y += M^T x`` (the CSC reading of the same arrays), both with and without
     scipy's compiled kernels, against dense products; the discount is folded in."""
     if kernels == "scipy-operator":
-        monkeypatch.setattr(P, "_KERNELS", None)
+        monkeypatch.setattr(P_core, "_KERNELS", None)
     rng = np.random.default_rng(17)
     M = sp.random(11, 6, density=0.4, random_state=18, format="csr")
     M.indices, M.indptr = M.indices.astype(np.int32), M.indptr.astype(np.int32)
-    K = P._CSR(M, 0.9, np.dtype(dtype))
+    K = P_core._CSR(M, 0.9, np.dtype(dtype))
     x, xt = rng.normal(size=(6, B)).astype(dtype), rng.normal(size=(11, B)).astype(dtype)
     y, yt = np.ones((11, B), dtype), np.ones((6, B), dtype)
     K.addmul(x, y)
@@ -402,7 +403,7 @@ def test_planner_without_compiled_kernels_gives_the_same_numbers(monkeypatch, nu
     mdp, T, term = random_mdp(19, **SETTINGS["finite"])
     r = rewards(20, B=2)
     want = P.soft_value_iteration(mdp, r)
-    monkeypatch.setattr(P, "_KERNELS", None)
+    monkeypatch.setattr(P_core, "_KERNELS", None)
     fresh = irl.TabularMDP.from_arrays(T, initial=mdp.initial, horizon=H, terminal=term)
     got = P.soft_value_iteration(fresh, r)
     close(got.q, want.q)
@@ -415,9 +416,9 @@ def test_newton_is_used_and_needs_few_steps_where_value_iteration_needs_thousand
     mdp, T, term = random_mdp(21, horizon=None, discount=0.999)
     r = rewards(22)
     solves = []
-    orig = P._policy_solve
-    monkeypatch.setattr(P, "_policy_solve", lambda *a, **k: solves.append(1) or orig(*a, **k))
-    res = P.soft_value_iteration(mdp, r, tol=1e-12, max_iter=P._VI_SWEEPS + 30)
+    orig = P_values._policy_solve
+    monkeypatch.setattr(P_values, "_policy_solve", lambda *a, **k: solves.append(1) or orig(*a, **k))
+    res = P.soft_value_iteration(mdp, r, tol=1e-12, max_iter=P_values._VI_SWEEPS + 30)
     assert 0 < len(solves) <= 30
     q, v, pi = ref_plan(mdp, T, term, r, soft=True)
     close(res.v, v)
@@ -432,8 +433,8 @@ def test_lu_cost_separates_banded_from_random_structure():
     rows = np.repeat(np.arange(n * 4), 4)
     P_rand = sp.csr_matrix((np.full(rows.size, 0.25), (rows, rng.integers(0, n, rows.size))), shape=(n * 4, n))
     rand = irl.TabularMDP.from_arrays(P_rand, n_actions=4, discount=0.99)
-    assert P._lu_cost(grid) <= P._LU_CHEAP < P._lu_cost(rand)
-    assert P._lu_cost(rand) > 20 * P._lu_cost(grid)
+    assert P_linear._lu_cost(grid) <= P_linear._LU_CHEAP < P_linear._lu_cost(rand)
+    assert P_linear._lu_cost(rand) > 20 * P_linear._lu_cost(grid)
 
 
 def test_dtype_is_validated():
@@ -446,7 +447,7 @@ def test_dtype_is_validated():
     with pytest.raises(MDPValidationError, match=r"dtype must be float64 or float32: got torch.int64"):
         q_values(mdp, torch.zeros(S), dtype=torch.int64)
     for spelling in ("float32", np.float32, torch.float32, "float64", None, torch.float64):
-        assert P._resolve_dtype(spelling) in (np.float32, np.float64)
+        assert P_core._resolve_dtype(spelling) in (np.float32, np.float64)
 
 
 def test_vjp_shape_errors_name_the_argument():
@@ -480,23 +481,23 @@ def test_recycled_buffers_never_overwrite_live_results():
     q_slice = first.q[2:4]
     log_pi = soft_log_policy(mdp, torch.tensor(rng.normal(size=mdp.n_states)))
     saved = [first.q.copy(), first.v.copy(), first.policy.copy(), D.copy(), q_slice.copy(), log_pi.clone()]
-    n_bufs = len(P._POOL._bufs)
+    n_bufs = len(P_core._POOL._bufs)
     for _ in range(4):  # results dropped at once: their buffers are reused, the pool does not grow
         res = P.soft_value_iteration(mdp, rng.normal(size=mdp.n_states))
         P.occupancy_measure(mdp, res.policy)
         soft_log_policy(mdp, torch.tensor(rng.normal(size=mdp.n_states)))
         del res
-    assert len(P._POOL._bufs) <= n_bufs + 5
+    assert len(P_core._POOL._bufs) <= n_bufs + 5
     for got, want in zip([first.q, first.v, first.policy, D, q_slice], saved[:5]):
         np.testing.assert_array_equal(got, want)
     torch.testing.assert_close(log_pi, saved[5], rtol=0, atol=0)
     del first, D, q_slice, log_pi
     assert P.release_buffers() > 0
-    assert P.release_buffers() == 0 and all(not P._POOL._idle(i) for i in range(len(P._POOL._bufs)))
+    assert P.release_buffers() == 0 and all(not P_core._POOL._idle(i) for i in range(len(P_core._POOL._bufs)))
 
 
 def test_buffer_pool_respects_its_budget():
-    pool = P._BufferPool(budget=3 * 360_000)
+    pool = P_core._BufferPool(budget=3 * 360_000)
     arrays = [pool.empty((5, 3, 3000, 1), np.float64) for _ in range(6)]  # 6 live buffers: none is idle
     assert len(pool._bufs) == 6
     del arrays
@@ -610,14 +611,14 @@ def test_backend_is_explicit_and_validated(numpy_backend, monkeypatch):
     with pytest.raises(ValueError, match="planner backend must be one of auto, numba, numpy: got 'cuda'"):
         P.set_backend("cuda")
     assert P.backend() == "numpy"  # a rejected name changes nothing
-    monkeypatch.setitem(P._BACKEND, "requested", None)  # as in a fresh process: the environment decides
+    monkeypatch.setitem(P_core._BACKEND, "requested", None)  # as in a fresh process: the environment decides
     monkeypatch.setenv(P.BACKEND_ENV, "numpy")
     assert P.backend() == "numpy"
-    monkeypatch.setitem(P._BACKEND, "requested", None)
+    monkeypatch.setitem(P_core._BACKEND, "requested", None)
     monkeypatch.setenv(P.BACKEND_ENV, "fortran")
     with pytest.raises(ValueError, match="IRL_PLANNER_BACKEND must be one of auto, numba, numpy: got 'fortran'"):
         P.backend()
-    monkeypatch.setitem(P._BACKEND, "requested", None)
+    monkeypatch.setitem(P_core._BACKEND, "requested", None)
     monkeypatch.setenv(P.BACKEND_ENV, "auto")
     assert P.backend() == ("numba" if HAS_NUMBA else "numpy")
 
@@ -626,8 +627,8 @@ def test_without_numba_the_numpy_path_runs(monkeypatch):
     """numba absent (its import blocked): ``auto`` falls back to numpy, ``numba`` says which extra to install."""
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
     monkeypatch.delitem(sys.modules, "irl._kernels", raising=False)
-    monkeypatch.setitem(P._BACKEND, "requested", None)
-    monkeypatch.setitem(P._BACKEND, "kernels", None)
+    monkeypatch.setitem(P_core._BACKEND, "requested", None)
+    monkeypatch.setitem(P_core._BACKEND, "kernels", None)
     monkeypatch.delenv(P.BACKEND_ENV, raising=False)
     assert P.backend() == "numpy"
     with pytest.raises(ImportError, match=r"needs numba: pip install 'pluggable-irl\[fast\]'"):

@@ -4,7 +4,7 @@ Every planner output is compared with an independent computation on a tiny MDP:
 explicit enumeration of every trajectory (finite horizon), dense power series
 (infinite horizon), brute-force search over deterministic policies (hard value
 iteration) and a direct numerical maximisation of the causal-entropy objective
-(soft value iteration). Conventions under test (see irl/planning.py):
+(soft value iteration). Conventions under test (see the irl.planning package):
 
 * finite horizon H: actions a_0 .. a_{H-1}, reward r(s_t, a_t) for t < H, V_H = 0,
   time-indexed policies pi[t, s, a];
