@@ -234,15 +234,14 @@ class LogJoint:
         return of
 
     def _group_terms(self, k: int, human: Any, reward: Any) -> torch.Tensor:
-        """Log-likelihood of group ``k`` for each combination of its discrete parameters: ``(C, ...)``."""
+        """Log-likelihood of group ``k`` for each combination of its discrete parameters: ``(C, ...)``; ``reward``
+        maps an evidence item to its reward (see :meth:`_rewards`)."""
         combos: list[dict[str, Any]] = [{}]
         logp = [torch.zeros((), dtype=torch.float64)]
         for name, pr in self.discrete[k]:
             vals, lps = pr.enumerate()
             combos = [dict(c, **{name: v}) for c in combos for v in vals]
             logp = [a + b for a in logp for b in lps]
-        if not callable(reward):  # one reward tensor for every item of the group
-            reward = (lambda r: lambda _ev: r)(reward)
         terms = []
         for combo, lp in zip(combos, logp):
             h = human.bind(**combo) if combo else human
