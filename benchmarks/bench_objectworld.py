@@ -104,6 +104,7 @@ def run_evd(*, size: int, demos_list: list[int], seeds: list[int], n_transfer: i
                 print(f"  seed {seed} demos {n:4d} {method:14s} EVD train {rec['evd_train']:7.2f} transfer "
                       f"{rec['evd_transfer'] if rec['evd_transfer'] is None else round(rec['evd_transfer'], 2)} "
                       f"({rec['seconds']:.1f} s)", file=sys.stderr)
+                print(json.dumps(rec), flush=True)  # as it comes: a long run that is stopped keeps its cases
                 records.append(rec)
     return records
 
@@ -219,9 +220,10 @@ def main(argv: list[str] | None = None) -> None:
     n_transfer = args.transfer if args.transfer is not None else (2 if args.quick else 4)
     records = run_evd(size=args.size, demos_list=demos_list, seeds=seeds, n_transfer=n_transfer,
                       features=args.features, spec=args.spec, max_iter=args.max_iter)
-    records += summarise(records)
-    for r in records:
+    summaries = summarise(records)
+    for r in summaries:
         print(json.dumps(r), flush=True)
+    records += summaries
     thr = []
     rec = throughput(size=args.size, n_maps=args.throughput_maps, epochs=1 if args.quick else 2, devices=1,
                      features=args.features, spec=args.spec, folder=folder)

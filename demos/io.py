@@ -140,6 +140,13 @@ def check_header(path: Any, header: dict, fmt: str | None) -> None:
     v = header.get("version", FORMAT_VERSION)
     if isinstance(v, bool) or not isinstance(v, int):
         raise DemoFileError(f"{path}: the header's version must be an integer: got {v!r}")
+    _check_version(path, v)
+
+
+def _check_version(path: Any, v: int) -> None:
+    """A file's format version must be one this library reads: 1 to ``FORMAT_VERSION``."""
+    if v < 1:
+        raise DemoFileError(f"{path}: format version must be a positive integer (1 to {FORMAT_VERSION}): got {v}")
     if v > FORMAT_VERSION:
         raise DemoFileError(f"{path}: format version {v} is newer than this library reads ({FORMAT_VERSION}); "
                             f"upgrade pluggable-irl")
@@ -193,9 +200,8 @@ def load_arrays(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, d
     meta = _meta(path, arrays.pop("meta")) if "meta" in arrays else {}
     if fmt is not None and got != fmt:
         raise DemoFileError(f"{path}: expected a {fmt!r} file, found format {got!r}")
-    if version is not None and version > FORMAT_VERSION:
-        raise DemoFileError(f"{path}: format version {version} is newer than this library reads "
-                            f"({FORMAT_VERSION}); upgrade pluggable-irl")
+    if version is not None:
+        _check_version(path, version)
     return got or "", arrays, meta
 
 

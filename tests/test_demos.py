@@ -201,6 +201,11 @@ def test_newer_version_and_unknown_format_are_refused(tmp_path):
              states=np.array([0, 1]), actions=np.array([0]), lengths=np.array([1]))
     with pytest.raises(DemoFileError, match="format version 99 is newer than this library reads"):
         demos.load(newer)
+    for bad in (0, -1):
+        np.savez(newer, format=np.array("pluggable-irl/trajectories"), version=np.array(bad),
+                 states=np.array([0, 1]), actions=np.array([0]), lengths=np.array([1]))
+        with pytest.raises(DemoFileError, match=rf"format version must be a positive integer \(1 to 1\): got {bad}"):
+            demos.load(newer)
     other = tmp_path / "other.npz"
     demos.save_arrays(other, "someone/else", {"x": np.arange(3)})
     with pytest.raises(DemoFileError, match=r"unknown evidence format 'someone/else'; known: .*trajectories"):

@@ -194,6 +194,10 @@ def test_newer_text_versions_are_refused(tmp_path):
     p = _write(tmp_path, "t.csv", ['# {"format": "pluggable-irl/transitions", "version": 99}', "state,action", "0,1"])
     with pytest.raises(DemoFileError, match="t.csv: format version 99 is newer"):
         demos.load(p)
+    p = _write(tmp_path, "old.jsonl", [json.dumps({"format": "pluggable-irl/trajectories", "version": -1}),
+                                       json.dumps({"states": [0], "actions": []})])
+    with pytest.raises(DemoFileError, match="old.jsonl: format version must be a positive integer"):
+        demos.load(p)
 
 
 def test_deep_json_and_huge_csv_fields(tmp_path):
