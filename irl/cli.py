@@ -342,9 +342,13 @@ def _solver_names() -> list[str]:
     return sorted(SOLVERS)
 
 
-def _check_writable(out: Path, option: str = "--out") -> None:
-    """Fail before a long run when ``out`` cannot be written (a directory, a missing or read-only folder)."""
+def _check_writable(out: Path, option: str = "--out", suffixes: tuple[str, ...] | None = None) -> None:
+    """Fail before a long run when ``out`` cannot be written (a directory, a missing or read-only folder), or,
+    with ``suffixes``, when its extension is not one the file type is written as (``x.txt`` for an ``.npz``)."""
     out = Path(out)
+    if suffixes is not None and not out.is_dir() and out.suffix.lower() not in suffixes:
+        raise CLIError(f"{option} {out}: this file is written as {' or '.join(suffixes)}; got extension "
+                       f"{out.suffix or '(none)'!r}; e.g. {option} {out.with_suffix(suffixes[0])}", code=2)
     if out.is_dir():
         raise CLIError(f"{option} {out}: is a directory; give a file name, e.g. {out / 'result.npz'}", code=2)
     parent = out.parent if str(out.parent) else Path(".")
@@ -390,7 +394,10 @@ def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional
         try:
             bound.append(irl.Evidence(mdp, obs, model, allow=allow or ()))
         except demos.DemoValidationError as e:
-            raise CLIError(f"{path}: {re.sub(_ALLOW_HINT, hint, _one_line(e))}") from None
+            text = re.sub(_ALLOW_HINT, hint, _one_line(e))
+            if "more than the MDP's horizon" in text:
+                text += "; pass a --horizon at least as long as the longest episode"
+            raise CLIError(f"{path}: {text}") from None
     return bound
 
 

@@ -70,6 +70,10 @@ def test_horizon_and_discount_replace_the_environments_own(files: dict[str, Path
     assert last_json(out)["policy_shape"] == [30, 25, 5]
     res = invoke("fit", files["demos"], "--env", ENV, "--discount", "1.5")  # typer's own range check
     assert res.exit_code == 2 and "Invalid value for '--discount'" in res.output
+    longest = int(demos.load(files["demos"]).lengths.max())
+    res = invoke("fit", files["demos"], "--env", ENV, "--horizon", "2", "--out", tmp_path / "r2.npz")
+    clean_error(res, "more than the MDP's horizon 2; pass a --horizon at least as long as the longest episode")
+    assert longest > 2
 
 
 def test_ill_posed_environment_fails_fast_and_a_fix_on_the_command_line_works(tmp_path: Path) -> None:
@@ -183,3 +187,15 @@ def test_out_is_checked_before_the_work(files: dict[str, Path], tmp_path: Path) 
                         code=2)
     finally:
         blocked.chmod(0o700)
+
+
+def test_out_extension_must_match_what_is_written(files: dict[str, Path], tmp_path: Path) -> None:
+    # a reward, posterior or policy is an .npz and a network a torch file: `--out x.txt` would hide that
+    res = invoke("fit", files["demos"], "--env", ENV, "--solver", "bayes", "--samples", "100000",
+                 "--out", tmp_path / "reward.txt")
+    clean_error(res, f"--out {tmp_path / 'reward.txt'}: this file is written as .npz; got extension '.txt'", code=2)
+    assert not (tmp_path / "reward.txt").exists()
+    res = invoke("plan", files["demos"], "--env", ENV, "--out", tmp_path / "policy")
+    clean_error(res, f"--out {tmp_path / 'policy'}: this file is written as .npz; got extension '(none)'", code=2)
+    res = invoke("train", tmp_path / "manifest.json", "--reward-model", "mlp:hidden=4", "--out", tmp_path / "net.npz")
+    clean_error(res, f"--out {tmp_path / 'net.npz'}: this file is written as .pt or .pth", code=2)

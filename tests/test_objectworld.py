@@ -109,11 +109,12 @@ def test_benchmark_records_on_a_tiny_problem():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     recs = bench.run_evd(size=6, demos_list=[8], seeds=[0, 1], n_transfer=1, features="continuous",
-                         spec="mlp:hidden=4", max_iter=20)
-    assert [(r["method"], r["seed"]) for r in recs] == [("maxent-linear", 0), ("neural", 0), ("maxent-linear", 1),
-                                                        ("neural", 1)]
+                         spec="mlp:hidden=4", max_iter=20, prior_scale=0.5)
+    assert [(r["method"], r["seed"]) for r in recs] == [
+        ("maxent-linear", 0), ("neural", 0), ("neural-l2", 0), ("maxent-linear", 1), ("neural", 1), ("neural-l2", 1)]
     assert all(r["evd_train"] >= 0 and r["evd_transfer"] >= 0 for r in recs)
+    assert [r.get("prior_scale") for r in recs[:3]] == [None, None, 0.5]
     summary = bench.summarise(recs)
-    assert [s["method"] for s in summary] == ["maxent-linear", "neural"]
+    assert [s["method"] for s in summary] == ["maxent-linear", "neural", "neural-l2"]
     assert summary[0]["published_maxent"] == 25.7 and summary[1]["published_gpirl"] == 0.48
-    assert summary[0]["evd_train_mean"] == pytest.approx(np.mean([recs[0]["evd_train"], recs[2]["evd_train"]]))
+    assert summary[0]["evd_train_mean"] == pytest.approx(np.mean([recs[0]["evd_train"], recs[3]["evd_train"]]))

@@ -26,8 +26,8 @@ def _env_for(name: Optional[str], *files: tuple[Path, Any]) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add ``irl candidates`` and ``irl query`` to ``app``."""
-    from irl.cli import (ENV_HELP, HUMAN_HELP, CLIError, _console, _handles_errors, _make_env, _make_human,
-                         _make_reward_model, _warn_env_mismatch)
+    from irl.cli import (ENV_HELP, HUMAN_HELP, CLIError, _check_writable, _console, _handles_errors, _make_env,
+                         _make_human, _make_reward_model, _warn_env_mismatch)
 
     @app.command()
     @_handles_errors
@@ -57,6 +57,8 @@ def register(app: typer.Typer) -> None:
         """
         import irl
         from irl.active import as_samples, make_candidates
+
+        _check_writable(out, suffixes=(".npz",))
 
         mdp = _make_env(env)
         belief = None

@@ -109,7 +109,7 @@ def fit(
         raise CLIError(f"--n-starts {n_starts}: --solver {solver} samples a posterior and has no optimiser starts; "
                        f"drop --n-starts, or use --solver maxent", code=2)
     out = Path("posterior.npz" if SOLVERS[solver].sampler else "reward.npz") if out is None else out
-    _check_writable(out)
+    _check_writable(out, suffixes=(".npz",))
     if not estimate_dynamics:
         given = [flag for flag, v in (("--n-states", n_states), ("--n-actions", n_actions)) if v is not None]
         if given:

@@ -63,9 +63,11 @@ def register(app: Any) -> None:
         """
         import demos
         import irl
-        from irl.cli import CLIError, _console, _make_env, _make_human
+        from irl.cli import CLIError, _check_writable, _console, _make_env, _make_human
         from irl.commands.fit import _print_fit
         from irl.norms import SharedReward, select_features
+
+        _check_writable(out, suffixes=(".npz",))
 
         if solver not in ("maxent", "bayes"):
             raise CLIError(f"unknown solver {solver!r} for fit-norms; known: bayes, maxent", code=2)

@@ -59,7 +59,7 @@ def plan(
         raise CLIError("--beta only applies to --objective soft", code=2)
     if beta is not None and not (np.isfinite(beta) and beta > 0):
         raise CLIError(f"--beta must be a finite number > 0: got {beta}", code=2)
-    _check_writable(out)
+    _check_writable(out, suffixes=(".npz",))
     mdp = _make_env(env, horizon=horizon, discount=discount)
     from irl.commands import robust as _robust  # planning over posterior draws (BROIL, deferring)
 

@@ -46,8 +46,11 @@ def register(app: Any) -> None:
         """
         import irl
         from irl import side_effects
-        from irl.cli import CLIError, _check_reward_shape, _console, _load_reward, _make_env, _warn_env_mismatch
+        from irl.cli import (CLIError, _check_reward_shape, _check_writable, _console, _load_reward, _make_env,
+                             _warn_env_mismatch)
         from irl.plan import save_policy
+
+        _check_writable(out, suffixes=(".npz",))
 
         if measure not in MEASURES:
             raise CLIError(f"unknown --measure {measure!r}; known: {', '.join(MEASURES)}", code=2)

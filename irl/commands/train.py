@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from irl.cli import CLIError, QUIET_OPTION, _console, _handles_errors, _make_network, _one_line
+from irl.cli import CLIError, QUIET_OPTION, _check_writable, _console, _handles_errors, _make_network, _one_line
 
 
 @_handles_errors
@@ -56,6 +56,7 @@ def train(
 
     Example: irl train maps/manifest.json --reward-model cnn:channels=16,16 --devices 2 --strategy ddp --max-epochs 20 --out net.pt
     """
+    _check_writable(out, suffixes=(".pt", ".pth"))
     try:
         import irl.lightning as irl_pl
     except ImportError as e:
