@@ -29,8 +29,13 @@ done nothing, measured by a *deviation measure* on *auxiliary values*:
   - ``"inaction"``: the state at time ``t`` had the agent taken the no-op action
     from ``s_0`` on (``s'_t ~ N^t s_0`` for the no-op transition matrix ``N``);
   - ``"stepwise"``: the state the no-op would have led to from the agent's
-    *previous* state, ``s'_{t+1} ~ P(. | s_t, noop)`` (without inaction
-    rollouts, the ``step_noroll`` variant of Krakovna et al.'s code).
+    *previous* state, ``s'_{t+1} ~ P(. | s_t, noop)``. Without inaction
+    rollouts (``rollout=0``, the default) only the next states are compared;
+    with ``rollout=K`` both next states are continued by ``K`` no-ops in
+    parallel and the deviations along the two rollouts are averaged,
+    ``(1 - g) sum_{k<K} g^k d(s_k; s'_k) + g^K d(s_K; s'_K)`` with
+    ``g = rollout_discount``: an action whose harm shows only later (a vase
+    set on a conveyor belt) is penalised when it is taken, not never.
 
 How the history dependence is handled. A penalty ``d(s_t; s'_t)`` depends on the
 baseline trajectory, which depends on the start state and the time; the
@@ -345,6 +350,14 @@ def _start_state(env: TabularMDP, start: int | None) -> int:
     return int(start)
 
 
+def _noop_matrix(env: TabularMDP, a0: int) -> sp.csr_matrix:
+    """``(S, S)`` row-stochastic no-op dynamics ``P(. | s, noop)``; a terminal state stays where it is."""
+    S, A = env.n_states, env.n_actions
+    Pn = env.continuation[np.arange(S) * A + a0]
+    stuck = 1.0 - np.asarray(Pn.sum(axis=1)).ravel()
+    return (Pn + sp.diags(np.where(stuck > 1e-12, stuck, 0.0))).tocsr()
+
+
 def _deviation(agent: np.ndarray, base: np.ndarray, how: str) -> np.ndarray:
     """``d`` between value vectors along the last axis: ``agent (..., N)``, ``base`` broadcastable."""
     if how == "truncation":
@@ -362,12 +375,16 @@ def _blocks(n: int, per_row_bytes: int) -> list[slice]:
 
 def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviation: str = "truncation",
             weight: float = 1.0, normalize: bool = False, start: int | None = None, noop: int | None = None,
-            measure: str = "custom") -> SideEffectPenalty:
+            measure: str = "custom", rollout: int = 0, rollout_discount: float = 0.99) -> SideEffectPenalty:
     """A side-effect penalty from auxiliary values, a deviation measure and a baseline.
 
     ``"starting"``: ``p(s) = d(V[s], V[s_0])``; ``"inaction"``: ``p(t, s) = d(V[s],
     E[V[s'_t]])`` with ``s'_t ~ N^t s_0`` for ``t < H``; ``"stepwise"``: ``p(s, a)
-    = d(E[V[s'] | s, a], E[V[s'] | s, noop])``. Along the baseline the penalty is 0.
+    = d(E[V[s'] | s, a], E[V[s'] | s, noop])``, and with ``rollout=K`` the average
+    ``(1 - g) sum_{k<K} g^k d_k + g^K d_K`` of ``d_k = d(E[(N^k V)[s'] | s, a],
+    E[(N^k V)[s'] | s, noop])`` over ``k`` further no-ops (inaction rollouts,
+    Krakovna et al. 2019, Sec. 2.3; ``g = rollout_discount``). Along the
+    baseline the penalty is 0.
 
     Args:
         env: the MDP (a finite horizon ``H`` for the inaction baseline).
@@ -382,13 +399,21 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
             one state of a one-hot ``env.initial``).
         noop: the no-op action (default: found by name, see :func:`noop_action`).
         measure: a label for reports.
+        rollout: stepwise baseline only: number ``K >= 0`` of no-op steps of the
+            parallel inaction rollouts (0: compare the next states only). The last
+            rollout state stands for all later ones, which is exact once the no-op
+            dynamics have settled (a fixed point) within ``K`` steps.
+        rollout_discount: ``g`` in ``[0, 1)``, the weight of later rollout steps
+            (0.99, the reachability discount of Krakovna et al.'s code).
 
     Returns:
         :class:`SideEffectPenalty`.
 
     Raises:
         MDPValidationError: unknown baseline or deviation, wrong shape of
-            ``values``, inaction without a finite horizon, no start or no-op.
+            ``values``, inaction without a finite horizon, no start or no-op,
+            rollouts with another baseline, a negative ``rollout`` or a
+            ``rollout_discount`` outside ``[0, 1)``.
 
     Example:
         >>> import numpy as np, irl
@@ -402,6 +427,13 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
         raise MDPValidationError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
     if deviation not in DEVIATIONS:
         raise MDPValidationError(f"unknown deviation measure {deviation!r}; known: {', '.join(DEVIATIONS)}")
+    if isinstance(rollout, bool) or not isinstance(rollout, (int, np.integer)) or rollout < 0:
+        raise MDPValidationError(f"rollout must be an integer >= 0 (no-op steps): got {rollout!r}")
+    if rollout and baseline != "stepwise":
+        raise MDPValidationError(f"inaction rollouts (rollout={rollout}) apply to the stepwise baseline only: "
+                                 f"got baseline {baseline!r}")
+    if not (isinstance(rollout_discount, (int, float)) and 0.0 <= rollout_discount < 1.0):
+        raise MDPValidationError(f"rollout_discount must be a number in [0, 1): got {rollout_discount!r}")
     V = np.asarray(values, dtype=np.float64)
     S, A = env.n_states, env.n_actions
     if V.ndim != 2 or V.shape[0] != S:
@@ -411,10 +443,16 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
     s0 = None
     n = V.shape[1]
     if baseline == "stepwise":
-        table = np.empty((S, A))
-        for sl in _blocks(S, 16 * A * n):
-            Vn = (P[sl.start * A:sl.stop * A] @ V).reshape(-1, A, n)  # E[V[s'] | s, a]
-            table[sl] = _deviation(Vn, Vn[:, a0:a0 + 1], deviation)
+        M = _noop_matrix(env, a0) if rollout else None
+        table = np.zeros((S, A))
+        Vk = V
+        for k in range(int(rollout) + 1):  # Vk = N^k V: the values after k more no-ops
+            w = 1.0 if rollout == 0 else (rollout_discount ** k) * (1.0 - rollout_discount if k < rollout else 1.0)
+            for sl in _blocks(S, 16 * A * n):
+                Vn = (P[sl.start * A:sl.stop * A] @ Vk).reshape(-1, A, n)  # E[Vk[s'] | s, a]
+                table[sl] += w * _deviation(Vn, Vn[:, a0:a0 + 1], deviation)
+            if k < rollout:
+                Vk = M @ Vk
     else:
         s0 = _start_state(env, start)
         if baseline == "starting":
@@ -425,9 +463,7 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
                 raise MDPValidationError(
                     f"the inaction baseline is time-indexed and needs a finite horizon, but {env.name!r} has none: "
                     f"use env.replace(horizon=...) or baseline='stepwise'")
-            Pn = P[np.arange(S) * A + a0]  # (S, S): P(. | s, noop); a terminal state keeps the baseline in place
-            stuck = 1.0 - np.asarray(Pn.sum(axis=1)).ravel()
-            N = (Pn + sp.diags(np.where(stuck > 1e-12, stuck, 0.0))).T.tocsr()
+            N = _noop_matrix(env, a0).T.tocsr()
             d = np.zeros(S)
             d[s0] = 1.0
             base = np.empty((H, V.shape[1]))
@@ -448,7 +484,7 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
 def relative_reachability(env: TabularMDP, *, baseline: str = "stepwise", weight: float = 1.0,
                           discount: float = 0.99, horizon: int | None = None, at_horizon: bool = False,
                           deviation: str = "truncation", normalize: bool = False, start: int | None = None,
-                          noop: int | None = None) -> SideEffectPenalty:
+                          noop: int | None = None, rollout: int = 0) -> SideEffectPenalty:
     """Relative reachability penalty (Krakovna et al. 2019).
 
     ``d_RR(s; s') = (1/S) sum_y max(R(s'; y) - R(s; y), 0)``: the average loss of
@@ -466,6 +502,8 @@ def relative_reachability(env: TabularMDP, *, baseline: str = "stepwise", weight
         normalize: divide by the largest penalty (see :func:`penalty`).
         start: start state of the starting and inaction baselines (see :func:`penalty`).
         noop: the no-op action (see :func:`penalty`).
+        rollout: stepwise baseline: no-op steps of the inaction rollouts, weighted
+            by ``discount`` (see :func:`penalty`; 0: none).
 
     Returns:
         :class:`SideEffectPenalty`.
@@ -485,13 +523,13 @@ def relative_reachability(env: TabularMDP, *, baseline: str = "stepwise", weight
     """
     R = reachability(env, discount=discount, horizon=horizon, at_horizon=at_horizon)
     return penalty(env, R, baseline=baseline, deviation=deviation, weight=weight, normalize=normalize,
-                   start=start, noop=noop, measure="relative reachability")
+                   start=start, noop=noop, measure="relative reachability", rollout=rollout, rollout_discount=discount)
 
 
 def attainable_utility(env: TabularMDP, rewards: Any = None, *, baseline: str = "stepwise", weight: float = 1.0,
                        n_rewards: int = 20, seed: int = 0, discount: float = 0.99, horizon: int | None = None,
                        deviation: str = "absolute", normalize: bool = False, start: int | None = None,
-                       noop: int | None = None) -> SideEffectPenalty:
+                       noop: int | None = None, rollout: int = 0) -> SideEffectPenalty:
     """Attainable utility preservation (Turner, Hadfield-Menell & Tadepalli 2020).
 
     ``d_AU(s; s') = (1/N) sum_i |V_i(s') - V_i(s)|`` over auxiliary rewards
@@ -514,6 +552,8 @@ def attainable_utility(env: TabularMDP, rewards: Any = None, *, baseline: str = 
         normalize: divide by the largest penalty (see :func:`penalty`).
         start: start state of the starting and inaction baselines (see :func:`penalty`).
         noop: the no-op action (see :func:`penalty`).
+        rollout: stepwise baseline: no-op steps of the inaction rollouts, weighted
+            by ``discount`` (see :func:`penalty`; 0: none).
 
     Returns:
         :class:`SideEffectPenalty`.
@@ -531,7 +571,7 @@ def attainable_utility(env: TabularMDP, rewards: Any = None, *, baseline: str = 
     """
     V = attainable_values(env, rewards, n_rewards=n_rewards, seed=seed, discount=discount, horizon=horizon)
     return penalty(env, V, baseline=baseline, deviation=deviation, weight=weight, normalize=normalize,
-                   start=start, noop=noop, measure="attainable utility")
+                   start=start, noop=noop, measure="attainable utility", rollout=rollout, rollout_discount=discount)
 
 
 def feature_deviation(env: TabularMDP, *, baseline: str = "starting", weight: float = 1.0, features: Any = None,

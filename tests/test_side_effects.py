@@ -348,3 +348,98 @@ def test_infinite_horizon_stationary_penalties():
         assert pi.shape == (env.n_states, env.n_actions)
         direct = planning.value_iteration(env, se.penalised_reward(env, env.true_reward, pen)).policy
         np.testing.assert_allclose(pi, direct)
+
+
+# ------------------------------------------------------- inaction rollouts
+def conveyor() -> irl.TabularMDP:
+    """A vase on a shelf (0), on a conveyor belt (1), broken (2, absorbing); actions stay, push, lift.
+
+    Pushing the vase onto the belt is harmless for one step: lifting it off again
+    is still possible, but if nothing is done the belt carries it off the end and
+    it breaks. The harm is *delayed*: it happens on the no-op, so a stepwise
+    penalty without rollouts never sees it.
+    """
+    S, A = 3, 3
+    nxt = np.array([[0, 1, 0],    # shelf: stay, push onto the belt, lift (nothing to lift)
+                    [2, 2, 0],    # belt: the belt moves it off the end (stay, push) or it is lifted back
+                    [2, 2, 2]])   # broken
+    P = np.zeros((S, A, S))
+    P[np.arange(S)[:, None], np.arange(A)[None], nxt] = 1.0
+    return irl.TabularMDP.from_arrays(P, initial=np.array([1.0, 0, 0]), discount=0.9,
+                                      action_names=("stay", "push", "lift"))
+
+
+def test_inaction_rollouts_penalise_a_delayed_effect_when_it_is_caused():
+    env, g = conveyor(), 0.99
+    R = se.reachability(env, discount=g)
+    np.testing.assert_allclose(R, [[1, g, g * g], [g, 1, g], [0, 0, 1]], atol=1e-12)
+    d_belt = (1 - g) / 3   # d(belt; shelf): only the shelf is one step further away
+    d_broken = (1 + g) / 3  # d(broken; shelf): shelf and belt are lost
+    plain = se.relative_reachability(env, discount=g)
+    assert plain.table[0, 1] == pytest.approx(d_belt, abs=1e-12)
+    assert plain.table[1, :2].max() == pytest.approx(0.0, abs=1e-12)  # the break itself is the baseline's outcome
+    d_lift = (1 - g * g) / 3  # lifting it back makes "broken" (reachable from the belt) two steps away
+    assert plain.table[1, 2] == pytest.approx(d_lift, abs=1e-12)
+    for K in (1, 5, 40):  # the no-op reaches a fixed point after one step: every K >= 1 gives the same
+        rolled = se.relative_reachability(env, discount=g, rollout=K)
+        assert rolled.table[0, 1] == pytest.approx((1 - g) * d_belt + g * d_broken, abs=1e-12)
+        assert np.all(rolled.table[:, 0] == 0.0) and rolled.table[1, 2] == pytest.approx(d_lift, abs=1e-12)
+    # hand-rolled for a random stochastic MDP: the weighted deviations of N^k V along both rollouts
+    env2 = tiny_mdp(S=5, A=3, seed=4)
+    V = se.reachability(env2, discount=0.9)
+    P, noop, K, gr = env2.dense_transitions(), 0, 3, 0.8
+    N = P[:, noop]
+    want = np.zeros((5, 3))
+    Vk = V
+    for k in range(K + 1):
+        w = gr ** k * ((1 - gr) if k < K else 1.0)
+        E = P @ Vk  # (S, A, N): E[Vk[s'] | s, a]
+        want += w * np.maximum(E[:, noop:noop + 1] - E, 0).mean(-1)
+        Vk = N @ Vk
+    got = se.penalty(env2, V, baseline="stepwise", rollout=K, rollout_discount=gr)
+    np.testing.assert_allclose(got.table, want, atol=1e-12)
+    np.testing.assert_allclose(se.penalty(env2, V, rollout=0).table, se.penalty(env2, V).table)
+
+
+def test_with_rollouts_the_planner_leaves_the_vase_on_the_shelf():
+    env = conveyor()
+    task = np.zeros((3, 3))
+    task[0, 1] = 0.2  # the specified reward pays for pushing the vase onto the belt, and says nothing of breaking
+    task[1, 2] = -0.25  # lifting it back is effort (so pushing and lifting in a loop does not pay)
+    true = task.copy()
+    true[2] = -1.0    # ... but a broken vase costs 1 per step
+    plain = irl.plan(env, task, penalty=se.relative_reachability(env, weight=1.0))
+    rolled = irl.plan(env, task, penalty=se.relative_reachability(env, weight=1.0, rollout=10))
+    assert plain[0].argmax() == 1 and rolled[0].argmax() != 1  # without rollouts it pushes; with them it does not
+    ret = planning.expected_return
+    assert ret(env, true, plain) == pytest.approx(0.2 - 0.9 ** 2 / (1 - 0.9), abs=1e-9)  # pushed, then broken
+    assert ret(env, true, rolled) == pytest.approx(0.0, abs=1e-12)  # the vase stays on the shelf
+
+
+def test_rollout_errors_and_command_line(room, tmp_path):
+    env = room.mdp
+    with pytest.raises(MDPValidationError, match="apply to the stepwise baseline only: got baseline 'inaction'"):
+        se.relative_reachability(env, baseline="inaction", rollout=2)
+    with pytest.raises(MDPValidationError, match=r"rollout must be an integer >= 0 \(no-op steps\): got -1"):
+        se.penalty(env, env.features, rollout=-1)
+    with pytest.raises(MDPValidationError, match=r"rollout_discount must be a number in \[0, 1\): got 1.0"):
+        se.penalty(env, env.features, rollout=2, rollout_discount=1.0)
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+    from irl.plan import load_policy
+
+    task = np.repeat(room.reward(room.task_weights)[:, None], env.n_actions, axis=1)
+    reward = tmp_path / "reward.npz"
+    irl.RewardEstimate(reward=task, theta=room.task_weights.copy(), log_likelihood=0.0,
+                       info={"env": env.name}).save(str(reward))
+    out = tmp_path / "policy.npz"
+    res = CliRunner().invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--rollout", "5",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    policy, meta = load_policy(out)
+    np.testing.assert_allclose(policy, irl.plan(env, task, penalty=se.relative_reachability(env, rollout=5)))
+    assert meta["rollout"] == 5 and _p_broken(room, policy) == 0.0
+    res = CliRunner().invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--rollout", "5",
+                                   "--baseline", "inaction", "--out", str(out)])
+    assert res.exit_code == 2 and "--rollout 5 applies to --baseline stepwise" in res.output

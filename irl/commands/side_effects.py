@@ -31,6 +31,9 @@ def register(app: Any) -> None:
         n_rewards: int = typer.Option(20, "--n-rewards",
                                       help="Random auxiliary rewards (attainable-utility), e.g. --n-rewards 30."),
         seed: int = typer.Option(0, "--seed", help="Seed of the auxiliary rewards, e.g. --seed 1."),
+        rollout: int = typer.Option(0, "--rollout", min=0,
+                                    help="Stepwise baseline: no-op steps of the inaction rollouts that compare "
+                                         "delayed effects (0: none), e.g. --rollout 10."),
         noop: Optional[int] = typer.Option(None, "--noop",
                                            help="Index of the no-op action (default: by name), e.g. --noop 4."),
         start: Optional[int] = typer.Option(None, "--start",
@@ -56,15 +59,19 @@ def register(app: Any) -> None:
             raise CLIError(f"unknown --measure {measure!r}; known: {', '.join(MEASURES)}", code=2)
         if beta is not None and objective != "soft":
             raise CLIError("--beta only applies to --objective soft", code=2)
+        if rollout and (baseline != "stepwise" or measure == "feature-deviation"):
+            raise CLIError(f"--rollout {rollout} applies to --baseline stepwise with relative-reachability or "
+                           f"attainable-utility: got --baseline {baseline} --measure {measure}", code=2)
         mdp = _make_env(env)
         est = _load_reward(reward)
         _check_reward_shape(np.asarray(est.reward), mdp, reward)
         _warn_env_mismatch(est.info.get("env"), mdp, reward)
         common = dict(baseline=baseline, weight=weight, start=start, noop=noop)
         if measure == "relative-reachability":
-            pen = side_effects.relative_reachability(mdp, discount=discount, **common)
+            pen = side_effects.relative_reachability(mdp, discount=discount, rollout=rollout, **common)
         elif measure == "attainable-utility":
-            pen = side_effects.attainable_utility(mdp, n_rewards=n_rewards, seed=seed, discount=discount, **common)
+            pen = side_effects.attainable_utility(mdp, n_rewards=n_rewards, seed=seed, discount=discount,
+                                                  rollout=rollout, **common)
         else:
             pen = side_effects.feature_deviation(mdp, **common)
         try:
@@ -76,7 +83,7 @@ def register(app: Any) -> None:
         value = irl.metrics.policy_return(mdp, policy, est.reward)
         save_policy(out, policy, meta={"env": mdp.name, "objective": objective, "beta": beta,
                                        "reward_file": str(reward), "penalty": measure, "baseline": baseline,
-                                       "weight": weight})
+                                       "weight": weight, "rollout": rollout})
         _console().print(f"Planned ({objective}, {pen.measure} penalty, {baseline} baseline, weight {weight:g}) in "
                          f"{mdp.name}: policy of shape {policy.shape}, expected return {value:.4f} under the "
                          f"inferred reward. Saved to {out}", soft_wrap=True)
