@@ -361,6 +361,51 @@ def _check_writable(out: Path, option: str = "--out", suffixes: tuple[str, ...] 
         raise CLIError(f"{option} {out}: the file exists and is read-only", code=2)
 
 
+def _check_number(option: str, value: Optional[float], low: float = -np.inf, high: float = np.inf, *,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    """Fail (exit code 2) on a ``value`` of ``option`` that is NaN, infinite or outside its range.
+
+    The message names the option, the range expected and the value found.
+    ``None`` (the option was not given) passes.
+
+    Example:
+        >>> _check_number("--weight", -1.0, 0.0)
+        Traceback (most recent call last):
+        irl.cli.CLIError: --weight must be a finite number >= 0: got -1.0
+    """
+    if value is None:
+        return
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if np.isfinite(value) and above and below:
+        return
+    if np.isinf(high):
+        wanted = f"{'>' if low_open else '>='} {low:g}" if np.isfinite(low) else ""
+    else:
+        wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    raise CLIError(f"{option} must be a finite number {wanted}".rstrip() + f": got {value}", code=2)
+
+
+def _refuse_unused(given: dict[str, Any], applies: bool, to: str, got: str) -> None:
+    """Refuse options that the chosen mode would ignore (exit code 2) instead of accepting and dropping them.
+
+    Args:
+        given: option flag -> value, ``None`` when the option was not given.
+        applies: whether the chosen mode uses these options.
+        to: what the options apply to, e.g. ``"sampling solvers (bayes)"``.
+        got: the mode chosen instead, e.g. ``"--solver maxent"``.
+
+    Example:
+        >>> _refuse_unused({"--seed": 3, "--n-rewards": None}, False, "--measure attainable-utility",
+        ...                "--measure relative-reachability")
+        Traceback (most recent call last):
+        irl.cli.CLIError: --seed only applies to --measure attainable-utility, not --measure relative-reachability
+    """
+    flags = [k for k, v in given.items() if v is not None]
+    if flags and not applies:
+        raise CLIError(f"{', '.join(flags)} only appl{'ies' if len(flags) == 1 else 'y'} to {to}, not {got}", code=2)
+
+
 def _check_columns(columns: Optional[str]) -> None:
     """Fail on a malformed ``--columns`` before any file is read, naming the option."""
     from demos.tables import parse_columns
@@ -552,7 +597,21 @@ CHAINS_OPTION = typer.Option(None, "--chains", min=1,
 WARMUP_OPTION = typer.Option(None, "--warmup", min=0,
                              help="Adaptation iterations per chain, discarded (sampling solvers; default: --samples), "
                                   "e.g. --warmup 500.")
-SEED_OPTION = typer.Option(None, "--seed", min=0, help="Random seed of the sampler (default 0), e.g. --seed 1.")
+
+
+def _check_seed(value: Optional[int]) -> Optional[int]:
+    """``--seed`` callback: a negative seed is a usage error (numpy's generators would fail with a traceback)."""
+    if value is not None and value < 0:
+        raise typer.BadParameter(f"a random seed must be an integer >= 0: got {value}")
+    return value
+
+
+def seed_option(default: Optional[int], help: str) -> Any:
+    """The ``--seed`` option of every command: an integer >= 0, checked by :func:`_check_seed`."""
+    return typer.Option(default, "--seed", callback=_check_seed, help=help)
+
+
+SEED_OPTION = seed_option(None, "Random seed of the sampler (default 0), e.g. --seed 1.")
 ALLOW_UNCONVERGED_OPTION = typer.Option(False, "--allow-unconverged",
                                         help="Exit with code 0 even when the chains of a sampling solver have "
                                              "not converged (default: exit code 3), e.g. --allow-unconverged.")
@@ -567,11 +626,8 @@ def _sampling_options(solver: str, samples: Optional[int], chains: Optional[int]
     user error (exit code 2).
     """
     given = {"--samples": samples, "--chains": chains, "--warmup": warmup, "--seed": seed, **(more or {})}
-    flags = [k for k, v in given.items() if v is not None]
-    if flags and not SOLVERS[solver].sampler:
-        raise CLIError(f"{', '.join(flags)} only apply to sampling solvers "
-                       f"({', '.join(sorted(k for k, e in SOLVERS.items() if e.sampler))}), not --solver {solver}",
-                       code=2)
+    samplers = ", ".join(sorted(k for k, e in SOLVERS.items() if e.sampler))
+    _refuse_unused(given, SOLVERS[solver].sampler, f"sampling solvers ({samplers})", f"--solver {solver}")
     n = 1000 if samples is None else samples
     return {"samples": n, "chains": 4 if chains is None else chains, "warmup": n if warmup is None else warmup,
             "seed": 0 if seed is None else seed}
@@ -592,7 +648,7 @@ def demo(
     env: str = typer.Option("gridworld-8x8", "--env", help=ENV_HELP),
     beta: float = typer.Option(5.0, "--beta", help="Rationality of the simulated Boltzmann human, e.g. --beta 5."),
     n: int = typer.Option(200, "--n", min=1, help="Number of demonstrations, e.g. --n 200."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same numbers), e.g. --seed 0."),
+    seed: int = seed_option(0, "Random seed (same seed, same numbers), e.g. --seed 0."),
 ) -> None:
     """Run the built-in job: simulate a Boltzmann human, fit MaxEnt IRL, plan, evaluate.
 

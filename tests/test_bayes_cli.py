@@ -135,7 +135,7 @@ def test_resume_without_checkpoint_and_sampling_options_on_maxent_fail_cleanly(d
     res = invoke("fit", data_file, *FIT, "--samples", 4, "--out", out, "--resume")
     assert res.exit_code == 1 and "no checkpoint" in res.output and "Traceback" not in res.output
     res = invoke("fit", data_file, "--env", ENV, "--samples", 10, "--out", tmp_path / "r.npz")
-    assert res.exit_code == 2 and "--samples only apply to sampling solvers (bayes)" in res.output
+    assert res.exit_code == 2 and "--samples only applies to sampling solvers (bayes)" in res.output
 
 
 def test_progress_counts_warmup_iterations_then_draws(data_file: Path, tmp_path: Path) -> None:

@@ -479,7 +479,7 @@ def test_compare_bayes_exits_3_when_a_posterior_has_not_converged(noisy_demos):
 
 def test_compare_solver_option_errors(noisy_demos, tmp_path):
     base = ["compare", noisy_demos, "--env", ENV, "--human", "boltzmann:beta=3", "--human", "boltzmann-q:beta=3"]
-    assert_clean_error(invoke(*base, "--samples", "10"), "--samples only apply to sampling solvers (bayes)",
+    assert_clean_error(invoke(*base, "--samples", "10"), "--samples only applies to sampling solvers (bayes)",
                        "not --solver maxent")
     assert_clean_error(invoke(*base, "--solver", "bayes", "--test", noisy_demos), "--test",
                        "uses all of DATA", "--solver maxent")
@@ -488,3 +488,18 @@ def test_compare_solver_option_errors(noisy_demos, tmp_path):
                  "myopic:horizon=prior:categorical(1..4),beta=3", "--solver", "bayes", "--samples", "5000")
     assert_clean_error(res, "candidate 'myopic:horizon=prior:categorical(1..4),beta=3'", "myopic.horizon",
                        "give the parameter a value", "--solver maxent")
+
+
+@pytest.mark.parametrize("command", [
+    ["demo"], ["simulate", "--env", "gridworld-5x5", "--out", "x.npz"],
+    ["fit", "d.npz", "--env", "gridworld-5x5", "--solver", "bayes", "--out", "x.npz"],
+    ["compare", "d.npz", "--env", "gridworld-5x5", "--human", "boltzmann"],
+    ["candidates", "--env", "gridworld-5x5", "--out", "x.npz"], ["query", "p.npz", "--candidates", "c.npz"],
+    ["constraints", "d.npz", "--env", "gridworld-5x5"], ["side-effects", "r.npz", "--env", "rlsp-room", "--out", "x.npz"],
+    ["fit-norms", "d.npz", "--env", "park", "--own", "goal_A", "--out", "x.npz"], ["train", "m.json", "--out", "x.pt"],
+])
+def test_a_negative_seed_is_a_usage_error_in_every_command(command):
+    res = invoke(*command, "--seed", "-1")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "Invalid value for '--seed': a random seed must be an integer >= 0: got -1" in text, text

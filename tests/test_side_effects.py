@@ -323,7 +323,41 @@ def test_command_line_plans_with_a_penalty(room, tmp_path):
     assert res.exit_code == 2 and "unknown --measure 'vase'; known: relative-reachability" in res.output
     res = runner.invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", "--baseline", "never", "--out",
                               str(out)])
-    assert res.exit_code == 1 and "unknown baseline 'never'" in res.output
+    assert res.exit_code == 2 and "unknown --baseline 'never'; known: starting, inaction, stepwise" in res.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--weight", "-1"], "--weight must be a finite number >= 0: got -1.0"),
+    (["--weight", "nan"], "--weight must be a finite number >= 0: got nan"),
+    (["--discount", "0"], "--discount must be a finite number in (0, 1]: got 0.0"),
+    (["--measure", "attainable-utility", "--discount", "1.5"], "--discount must be a finite number in [0, 1]: got 1.5"),
+    (["--noop", "9"], "--noop must be an action index of 'rlsp-room', in [0, 5): got 9"),
+    (["--baseline", "inaction", "--start", "99"], "--start must be a state index of 'rlsp-room', in [0, 29): got 99"),
+    (["--objective", "soft", "--beta", "-1"], "--beta must be a finite number > 0: got -1.0"),
+    (["--objective", "cvar"], "--objective 'cvar' cannot be combined with a side-effect penalty"),
+    # options the chosen measure, baseline or objective would ignore
+    (["--n-rewards", "5"], "--n-rewards only applies to --measure attainable-utility, not --measure "
+                           "relative-reachability"),
+    (["--seed", "3"], "--seed only applies to --measure attainable-utility"),
+    (["--measure", "feature-deviation", "--discount", "0.5"], "--discount only applies to --measure "
+                                                                "relative-reachability or attainable-utility"),
+    (["--start", "3"], "--start only applies to --baseline starting or inaction, not --baseline stepwise"),
+    (["--baseline", "starting", "--noop", "4"], "--noop only applies to --baseline inaction or stepwise"),
+    (["--beta", "2"], "--beta only applies to --objective soft, not --objective optimal"),
+])
+def test_command_line_refuses_bad_and_ignored_options(room, tmp_path, extra, message):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    reward = tmp_path / "reward.npz"
+    irl.RewardEstimate(reward=np.zeros((room.mdp.n_states, room.mdp.n_actions)), theta=room.task_weights.copy(),
+                       log_likelihood=0.0, info={"env": "rlsp-room"}).save(str(reward))
+    out = tmp_path / "policy.npz"
+    res = CliRunner().invoke(app, ["side-effects", str(reward), "--env", "rlsp-room", *extra, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip() == f"Error: {message}" or message in res.stderr, res.stderr
+    assert "Traceback" not in res.output and not out.exists()
 
 
 def test_inaction_baseline_stays_in_a_terminal_state():

@@ -27,7 +27,7 @@ def _env_for(name: Optional[str], *files: tuple[Path, Any]) -> Any:
 def register(app: typer.Typer) -> None:
     """Add ``irl candidates`` and ``irl query`` to ``app``."""
     from irl.cli import (ENV_HELP, HUMAN_HELP, CLIError, _check_writable, _console, _handles_errors, _make_env,
-                         _make_human, _make_reward_model, _warn_env_mismatch)
+                         _make_human, _make_reward_model, _warn_env_mismatch, seed_option)
 
     @app.command()
     @_handles_errors
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         horizon: Optional[int] = typer.Option(None, "--horizon", min=1,
                                               help="Rollout length (infinite-horizon environments), "
                                                    "e.g. --horizon 20."),
-        seed: int = typer.Option(0, "--seed", help="Random seed, e.g. --seed 1."),
+        seed: int = seed_option(0, "Random seed, e.g. --seed 1."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON, e.g. --json."),
     ) -> None:
         """Sample trajectories and random queries among them, and save them for `irl query`.
@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         max_samples: int = typer.Option(2000, "--max-samples", min=1,
                                         help="Use at most this many posterior draws (evenly thinned), e.g. "
                                              "--max-samples 1000."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (thompson, random), e.g. --seed 1."),
+        seed: int = seed_option(0, "Random seed (thompson, random), e.g. --seed 1."),
         top: int = typer.Option(5, "--top", min=1, help="How many of the best queries to list, e.g. --top 10."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON, e.g. --json."),
     ) -> None:

@@ -15,7 +15,7 @@ KIND_HELP = ("Candidate constraints: states, actions, features, or several separ
 
 def register(app: Any) -> None:
     """Add ``irl constraints`` to the app."""
-    from irl.cli import ENV_HELP, HUMAN_HELP, _handles_errors
+    from irl.cli import ENV_HELP, HUMAN_HELP, _handles_errors, seed_option
 
     @app.command("constraints")
     @_handles_errors
@@ -44,7 +44,7 @@ def register(app: Any) -> None:
         prior: float = typer.Option(0.1, "--prior", help="Prior inclusion probability for --posterior, "
                                                          "e.g. --prior 0.05."),
         samples: int = typer.Option(2000, "--samples", min=1, help="MH iterations per chain for --posterior, e.g. --samples 2000."),
-        seed: int = typer.Option(0, "--seed", help="Random seed of --posterior, e.g. --seed 0."),
+        seed: int = seed_option(0, "Random seed of --posterior, e.g. --seed 0."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object, e.g. --json."),
     ) -> None:
         """Infer the constraints the demonstrator obeys (maximum likelihood constraint inference).

@@ -23,7 +23,7 @@ def _names(option: str, text: str, env: Any) -> list[str]:
 
 def register(app: Any) -> None:
     """Add ``irl fit-norms`` to ``app``."""
-    from irl.cli import QUIET_OPTION, _handles_errors
+    from irl.cli import QUIET_OPTION, _handles_errors, seed_option
 
     @app.command("fit-norms")
     @_handles_errors
@@ -47,7 +47,7 @@ def register(app: Any) -> None:
         solver: str = typer.Option("maxent", "--solver", help="maxent (MAP) or bayes (posterior by HMC), e.g. --solver bayes."),
         samples: int = typer.Option(1000, "--samples", min=1, help="Draws per chain (--solver bayes), e.g. --samples 500."),
         chains: int = typer.Option(4, "--chains", min=1, help="Chains (--solver bayes), e.g. --chains 4."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (--solver bayes), e.g. --seed 0."),
+        seed: int = seed_option(0, "Random seed (--solver bayes), e.g. --seed 0."),
         out: Path = typer.Option(..., "--out", "-o", help="Where to save the estimate, e.g. --out norms.npz."),
         quiet: bool = QUIET_OPTION,
     ) -> None:

@@ -11,7 +11,8 @@ from typing import Any, Optional
 import typer
 
 from irl.cli import (CLIError, COLUMNS_OPTION, DISCOUNT_OPTION, ENV_HELP, HUMAN_HELP, JSON_OPTION, _check_columns,
-                     _check_writable, _handles_errors, _known, _make_env, _make_human, _report, _true_reward)
+                     _check_writable, _handles_errors, _known, _make_env, _make_human, _report, _true_reward,
+                     seed_option)
 from irl.commands.plan import _episode_returns
 
 
@@ -50,7 +51,7 @@ def simulate(
     env: str = typer.Option(..., "--env", help=ENV_HELP),
     human: str = typer.Option("boltzmann", "--human", help=HUMAN_HELP),
     n: int = typer.Option(100, "--n", min=1, help="Number of episodes, e.g. --n 200."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same data), e.g. --seed 0."),
+    seed: int = seed_option(0, "Random seed (same seed, same data), e.g. --seed 0."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Output file; the extension picks the format: .npz, .jsonl or .csv, "
                                   "e.g. --out demos.npz."),

@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 import typer
 
-from irl.cli import CLIError, QUIET_OPTION, _check_writable, _console, _handles_errors, _make_network, _one_line
+from irl.cli import (CLIError, QUIET_OPTION, _check_writable, _console, _handles_errors, _make_network, _one_line,
+                     seed_option)
 
 
 @_handles_errors
@@ -44,7 +45,7 @@ def train(
                                                 "log-likelihood (needs 'val' maps), e.g. --patience 5."),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Write metrics with Lightning's CSV logger "
                                                                    "here, e.g. --log-dir runs/logs."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, e.g. --seed 1."),
+    seed: int = seed_option(0, "Seed of the initial weights, e.g. --seed 1."),
     quiet: bool = QUIET_OPTION,
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the trained network, e.g. --out net.pt."),
 ) -> None:
