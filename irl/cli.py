@@ -421,8 +421,20 @@ _ALLOW_HINT = r"pass allow=\('(\w+)',\) to irl\.Evidence"
 
 
 def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional[list[str]] = None, *,
-          command: str = "fit") -> list:
-    """One ``irl.Evidence`` per file; data that contradict the MDP fail naming the file and ``irl fit --allow``."""
+          command: str = "fit", option: Optional[str] = None, agents: Optional[list[str]] = None) -> list:
+    """One ``irl.Evidence`` per file; data that contradict the MDP fail naming the file and ``irl fit --allow``.
+
+    Args:
+        mdp: the ``--env`` environment.
+        loaded: the files' evidence, in the order of ``paths``.
+        paths: the files, named in the errors.
+        model: the human model of every file.
+        allow: ``irl fit --allow`` names (contradictions to accept).
+        command: the command, for the hint on ``--allow``.
+        option: the option that gave the files (``--baseline``, ``--data``): the message starts with it and
+            the exit code is 2 (a bad option value); ``None`` for the command's arguments (exit code 1).
+        agents: one agent label per file (``irl fit-norms``), or ``None``.
+    """
     import re
 
     import demos
@@ -432,17 +444,22 @@ def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional
     for name in allow or ():
         if name not in ALLOW:
             raise _known("--allow name", name, list(ALLOW))
+    env_hint = "first check that --env is the environment the data were recorded in"
     hint = (r"pass --allow \1" if command == "fit" else rf"irl {command} cannot accept them (irl fit --allow \1 can)") \
-        + "; first check that --env is the environment the data were recorded in"
+        + "; " + env_hint
     bound = []
-    for path, obs in zip(paths, loaded):
+    for i, (path, obs) in enumerate(zip(paths, loaded)):
+        extra = {} if agents is None else {"agent": agents[i]}
         try:
-            bound.append(irl.Evidence(mdp, obs, model, allow=allow or ()))
+            bound.append(irl.Evidence(mdp, obs, model, allow=allow or (), **extra))
         except demos.DemoValidationError as e:
             text = re.sub(_ALLOW_HINT, hint, _one_line(e))
             if "more than the MDP's horizon" in text:
                 text += "; pass a --horizon at least as long as the longest episode"
-            raise CLIError(f"{path}: {text}") from None
+            elif env_hint not in text:
+                text += (f"; the data do not fit environment {mdp.name!r} ({mdp.n_states} states, {mdp.n_actions} "
+                         f"actions): {env_hint}")
+            raise CLIError(f"{option + ' ' if option else ''}{path}: {text}", code=2 if option else 1) from None
     return bound
 
 

@@ -113,3 +113,45 @@ def test_mismatched_posterior_is_explained(files, tmp_path) -> None:
     warning, error = res.stderr.strip().split("\n")
     assert warning.startswith("Warning:") and "made in environment 'lava-corridor'" in warning
     assert error.startswith("Error: cannot tell which reward model maps this posterior's 2 parameters")
+
+
+def test_baseline_from_another_environment_is_refused(files, tmp_path) -> None:
+    import demos
+    import human_models as hm
+
+    d, _ = files
+    other = irl.envs.make("gridworld-5x5")
+    demos.simulate(other, hm.Boltzmann(2.0), other.true_reward, n=3, seed=0).save(str(tmp_path / "g5.npz"))
+    res = invoke("plan", d / "posterior.npz", "--env", ENV, "--objective", "cvar", "--baseline", tmp_path / "g5.npz",
+                 "--out", tmp_path / "p.npz")
+    clean_error(res, f"--baseline {tmp_path / 'g5.npz'}: ", "out of range",
+                "do not fit environment 'lava-corridor' (15 states, 4 actions)", "--env", code=2)
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_evaluate_data_from_another_environment_is_refused(files, tmp_path) -> None:
+    d, _ = files
+    policy = tmp_path / "policy.npz"
+    ok("plan", d / "posterior.npz", "--env", ENV, "--objective", "mean", "--out", policy)
+    assert invoke("evaluate", policy, "--env", ENV, "--data", d / "demos.npz").exit_code == 0
+    # the lava corridor's demonstrations judged in the machine-replacement MDP (4 states, 2 actions)
+    from irl.plan import save_policy
+
+    small = tmp_path / "small.npz"
+    env = irl.envs.make("machine-replacement")
+    save_policy(small, np.full((env.n_states, env.n_actions), 1.0 / env.n_actions), meta={"env": env.name})
+    clean_error(invoke("evaluate", small, "--env", "machine-replacement", "--data", d / "demos.npz"),
+                f"--data {d / 'demos.npz'}: ", "do not fit environment 'machine-replacement'", code=2)
+
+
+@pytest.mark.parametrize("extra, uses", [
+    (["--objective", "cvar"], "--objective cvar"),
+    (["--objective", "mean", "--defer", "0.5"], "--defer 0.5"),
+])
+def test_a_single_draw_is_refused_for_risk_and_deferral(tmp_path, extra, uses) -> None:
+    post = tmp_path / "one.npz"
+    irl.Posterior(theta=np.array([[[-0.2, -0.9]]]), param_names=["white", "red"],
+                  info={"env": ENV, "reward_model": "auto"}).save(str(post))
+    clean_error(invoke("plan", post, "--env", ENV, *extra, "--out", tmp_path / "p.npz"),
+                f"{post}: {uses} needs at least 2 posterior draws", "found 1", code=2)
+    ok("plan", post, "--env", ENV, "--objective", "mean", "--out", tmp_path / "p.npz")  # a mean over one draw is fine

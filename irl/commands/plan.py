@@ -13,9 +13,9 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
-from irl.cli import (CLIError, COLUMNS_OPTION, DISCOUNT_OPTION, ENV_HELP, HORIZON_OPTION, JSON_OPTION, _check_columns,
-                     _check_reward_shape, _check_writable, _console, _handles_errors, _load_reward, _make_env,
-                     _one_line, _report, _true_reward, _warn_env_mismatch)
+from irl.cli import (CLIError, COLUMNS_OPTION, DISCOUNT_OPTION, ENV_HELP, HORIZON_OPTION, JSON_OPTION, _bind,
+                     _check_columns, _check_reward_shape, _check_writable, _console, _handles_errors, _load_reward,
+                     _make_env, _make_human, _one_line, _report, _true_reward, _warn_env_mismatch)
 
 
 @_handles_errors
@@ -159,8 +159,7 @@ def evaluate(
     if data is not None:
         _check_columns(columns)
         obs = demos.load(data, columns=columns)
-        if hasattr(obs, "validate"):
-            obs.validate(mdp.n_states, mdp.n_actions, horizon=mdp.horizon)
+        _bind(mdp, [obs], [data], _make_human("boltzmann"), command="evaluate", option="--data")
         returns = _episode_returns(mdp, obs, truth)
         if returns is None:
             raise CLIError(f"{data}: cannot compute returns from {type(obs).__name__} evidence")

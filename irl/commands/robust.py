@@ -30,7 +30,7 @@ def plan_posterior_command(path: Path, mdp: Any, *, objective: str, alpha: Optio
     """Plan over a posterior file, save the policy (with its deferral mask) and print a summary."""
     import demos
     import irl
-    from irl.cli import CLIError, _load_reward, _report, _warn_env_mismatch
+    from irl.cli import CLIError, _bind, _load_reward, _make_human, _report, _warn_env_mismatch
     from irl.plan import save_policy
     from irl.robust import _check_alpha, _check_lam
 
@@ -56,11 +56,14 @@ def plan_posterior_command(path: Path, mdp: Any, *, objective: str, alpha: Optio
         raise CLIError(f"{path}: --objective {objective} plans over posterior draws, but this file holds one reward "
                        f"(fit with --solver bayes for a posterior)", code=2)
     _warn_env_mismatch(post.info.get("env"), mdp, path)
+    _check_draws(path, post, objective, defer)
     data = None
     if baseline is not None:
         data = demos.load(baseline)
         if not hasattr(data, "step_index"):
-            raise CLIError(f"{baseline}: --baseline needs demonstrations (trajectories), got {type(data).__name__}")
+            raise CLIError(f"--baseline {baseline}: needs demonstrations (trajectories), got {type(data).__name__}",
+                           code=2)
+        _bind(mdp, [data], [baseline], _make_human("boltzmann"), command="plan", option="--baseline")
     if fallback == "demonstrations" and data is None:
         raise CLIError("--fallback demonstrations needs the demonstrations: give them with --baseline demos.npz",
                        code=2)
@@ -85,6 +88,20 @@ def plan_posterior_command(path: Path, mdp: Any, *, objective: str, alpha: Optio
         text += (f"; defers (p(optimal) < {defer:g}) in {int(res.defer.sum())} of {res.defer.size} states, "
                  f"{100 * res.deferral_rate:.1f}% of visits")
     _report(json_out, {**meta, "out": str(out)}, text + f". Saved to {out}")
+
+
+def _check_draws(path: Path, post: Any, objective: str, defer: Optional[float]) -> None:
+    """Refuse (exit code 2) a risk measure or a deferral over fewer than 2 posterior draws: over one draw the
+    CVaR is that draw's return and the probability that an action is optimal is 0 or 1."""
+    from irl.cli import CLIError
+
+    n = int(np.prod(np.shape(post.theta)[:-1]))
+    uses = [f"--objective {objective}"] if objective == "cvar" else []
+    uses += [f"--defer {defer:g}"] if defer is not None else []
+    if uses and n < 2:
+        raise CLIError(f"{path}: {' with '.join(uses)} needs at least 2 posterior draws (a risk measure or a "
+                       f"deferral over one draw is meaningless): found {n}; sample more with irl fit --solver bayes",
+                       code=2)
 
 
 def deferral_summary(mdp: Any, policy: np.ndarray, meta: dict[str, Any], truth: np.ndarray) -> dict[str, float]:
