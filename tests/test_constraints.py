@@ -390,3 +390,51 @@ def test_scobee_grid_layout():
     assert env.terminal.nonzero()[0].tolist() == [8] and env.initial[0] == 1.0
     assert env.features[list(G.BLUE), 1].all() and env.features[list(G.GREEN), 2].all()
     assert env.features.sum() == 81
+
+
+@pytest.fixture(scope="module")
+def g5_files(tmp_path_factory):
+    """Demonstrations in gridworld-5x5 and, for --reward, a reward of another size."""
+    d = tmp_path_factory.mktemp("constraints_cli")
+    env = irl.envs.make("gridworld-5x5")
+    demos.simulate(env, hm.Boltzmann(2.0), env.true_reward, n=3, seed=0).save(str(d / "demos.npz"))
+    irl.RewardEstimate(reward=np.zeros((4, 2)), theta=np.zeros(2), log_likelihood=0.0,
+                       info={"env": "machine-replacement"}).save(str(d / "small.npz"))
+    return d
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--threshold", "-1"], "--threshold (nats per demonstration for --stop kl) must be a finite number >= 0: got -1.0"),
+    (["--stop", "lr", "--threshold", "1"], "--threshold (the test level alpha for --stop lr) must be a finite number "
+                                           "in (0, 1): got 1.0"),
+    (["--stop", "none", "--threshold", "0.1"], "--threshold only applies to --stop kl or lr, not --stop none"),
+    (["--tolerance", "2"], "--tolerance must be a finite number in [0, 1): got 2.0"),
+    (["--posterior", "--prior", "1.5"], "--prior must be a finite number in (0, 1): got 1.5"),
+    (["--prior", "0.3"], "--prior only applies to --posterior, not a run without --posterior"),
+    (["--samples", "5", "--seed", "3"], "--samples, --seed only apply to --posterior"),
+])
+def test_cli_constraints_option_checks(g5_files, extra, message):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    res = CliRunner().invoke(app, ["constraints", str(g5_files / "demos.npz"), "--env", "gridworld-5x5", *extra])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert res.stderr.strip() == f"Error: {message}" or message in res.stderr, res.stderr
+
+
+def test_cli_constraints_file_errors_name_the_file(g5_files):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    data, small = g5_files / "demos.npz", g5_files / "small.npz"
+    runner = CliRunner()
+    res = runner.invoke(app, ["constraints", str(data), "--env", "gridworld-5x5", "--reward", str(small)])
+    assert res.exit_code == 2 and res.stderr.startswith(f"Error: --reward {small}: the reward has shape (4, 2) but "
+                                                        f"environment 'gridworld-5x5' has (S, A) = (25, 5)"), res.stderr
+    res = runner.invoke(app, ["constraints", str(data), "--env", "gridworld-5x5", "--reward", str(data)])
+    assert res.exit_code == 2 and f"--reward {data}: expected a 'pluggable-irl/reward-estimate' file" in res.stderr
+    res = runner.invoke(app, ["constraints", str(data), "--env", "aima-4x3"])
+    assert res.exit_code == 1 and res.stderr.startswith(f"Error: {data}: state id"), res.stderr
+    assert "do not fit environment 'aima-4x3'" in res.stderr and "Traceback" not in res.output

@@ -13,6 +13,55 @@ KIND_HELP = ("Candidate constraints: states, actions, features, or several separ
              "(they compete), e.g. --kind states,actions,features.")
 
 
+def _check_options(kind: str, stop: str, threshold: Optional[float], tolerance: float, posterior: bool,
+                   prior: Optional[float], samples: Optional[int], seed: Optional[int]) -> tuple[str, ...]:
+    """The ``--kind`` names; before any work, refuse unknown names, numbers out of range and options that
+    ``--stop`` or the absence of ``--posterior`` would ignore (exit code 2, naming the option)."""
+    import irl
+    from irl.cli import CLIError, _check_number, _refuse_unused
+
+    kinds = tuple(k.strip() for k in kind.split(",") if k.strip())
+    bad = [k for k in kinds if k not in irl.constraints.KINDS]
+    if bad or not kinds:
+        raise CLIError(f"unknown --kind {bad[0] if bad else kind!r}; known: "
+                       f"{', '.join(irl.constraints.KINDS)}", code=2)
+    if stop not in ("kl", "lr", "none"):
+        raise CLIError(f"unknown --stop {stop!r}; known: kl, lr, none", code=2)
+    _refuse_unused({"--threshold": threshold}, stop != "none", "--stop kl or lr", "--stop none")
+    if stop == "kl":
+        _check_number("--threshold (nats per demonstration for --stop kl)", threshold, 0.0)
+    else:
+        _check_number("--threshold (the test level alpha for --stop lr)", threshold, 0.0, 1.0, low_open=True,
+                      high_open=True)
+    _check_number("--tolerance", tolerance, 0.0, 1.0, high_open=True)
+    _refuse_unused({"--prior": prior, "--samples": samples, "--seed": seed}, posterior, "--posterior",
+                   "a run without --posterior")
+    _check_number("--prior", prior, 0.0, 1.0, low_open=True, high_open=True)
+    return kinds
+
+
+def _nominal_reward(mdp: Any, reward: Optional[Path]) -> np.ndarray:
+    """The ``--reward`` file's reward (checked against the environment), else the environment's own."""
+    from irl.cli import CLIError, _check_reward_shape, _load_reward, _one_line, _warn_env_mismatch
+
+    if reward is None:
+        if mdp.true_reward is None:
+            raise CLIError(f"environment {mdp.name!r} defines no reward: give the nominal one with --reward", code=2)
+        return np.asarray(mdp.true_reward)
+    try:
+        est = _load_reward(reward)
+        nominal = np.asarray(est.reward)
+    except ValueError as e:
+        text = _one_line(e)
+        raise CLIError(f"--reward {reward}: {text.replace(f'{reward}: ', '', 1)}", code=2) from None
+    try:
+        _check_reward_shape(nominal, mdp, reward)
+    except CLIError as e:
+        raise CLIError(f"--reward {e}", code=2) from None
+    _warn_env_mismatch(est.info.get("env"), mdp, reward)
+    return nominal
+
+
 def register(app: Any) -> None:
     """Add ``irl constraints`` to the app."""
     from irl.cli import ENV_HELP, HUMAN_HELP, _handles_errors, seed_option
@@ -38,13 +87,16 @@ def register(app: Any) -> None:
                                                        "--threshold 0.05."),
         tolerance: float = typer.Option(0.0, "--tolerance",
                                         help="A move enters a forbidden state when it does so with probability "
-                                             "above this (slippery worlds), e.g. --tolerance 0.05."),
+                                             "above this, in [0, 1) (slippery worlds), e.g. --tolerance 0.05."),
         posterior: bool = typer.Option(False, "--posterior",
                                        help="Also compute the posterior probability that each candidate holds, e.g. --posterior."),
-        prior: float = typer.Option(0.1, "--prior", help="Prior inclusion probability for --posterior, "
-                                                         "e.g. --prior 0.05."),
-        samples: int = typer.Option(2000, "--samples", min=1, help="MH iterations per chain for --posterior, e.g. --samples 2000."),
-        seed: int = seed_option(0, "Random seed of --posterior, e.g. --seed 0."),
+        prior: Optional[float] = typer.Option(None, "--prior",
+                                              help="Prior inclusion probability in (0, 1) for --posterior (default "
+                                                   "0.1), e.g. --prior 0.05."),
+        samples: Optional[int] = typer.Option(None, "--samples", min=1,
+                                              help="MH iterations per chain for --posterior (default 2000), "
+                                                   "e.g. --samples 2000."),
+        seed: Optional[int] = seed_option(None, "Random seed of --posterior (default 0), e.g. --seed 0."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object, e.g. --json."),
     ) -> None:
         """Infer the constraints the demonstrator obeys (maximum likelihood constraint inference).
@@ -57,24 +109,17 @@ def register(app: Any) -> None:
         """
         import demos
         import irl
-        from irl.cli import CLIError, _console, _load_reward, _make_env, _make_human
+        from irl.cli import _bind, _console, _make_env, _make_human
 
+        kinds = _check_options(kind, stop, threshold, tolerance, posterior, prior, samples, seed)
         mdp = _make_env(env)
-        kinds = tuple(k.strip() for k in kind.split(",") if k.strip())
-        bad = [k for k in kinds if k not in irl.constraints.KINDS]
-        if bad or not kinds:
-            raise CLIError(f"unknown --kind {bad[0] if bad else kind!r}; known: "
-                           f"{', '.join(irl.constraints.KINDS)}", code=2)
-        if stop not in ("kl", "lr", "none"):
-            raise CLIError(f"unknown --stop {stop!r}; known: kl, lr, none", code=2)
         model = _make_human(human)
-        if reward is None:
-            if mdp.true_reward is None:
-                raise CLIError(f"environment {mdp.name!r} defines no reward: give the nominal one with --reward")
-            nominal = np.asarray(mdp.true_reward)
-        else:
-            nominal = np.asarray(_load_reward(reward).reward)
+        nominal = _nominal_reward(mdp, reward)
         obs = demos.load(data)
+        _bind(mdp, [obs], [data], model, command="constraints")
+        prior = 0.1 if prior is None else prior
+        samples = 2000 if samples is None else samples
+        seed = 0 if seed is None else seed
         fit = irl.constraints.infer(mdp, obs, nominal, kind=kinds, max_constraints=max_constraints, human=model,
                                     stop=None if stop == "none" else stop, threshold=threshold, tolerance=tolerance)
         report: dict[str, Any] = {"env": mdp.name, "data": str(data), **fit.to_dict()}
