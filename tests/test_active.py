@@ -331,6 +331,36 @@ def test_cli_query_errors(cli_files, tmp_path):
                  "do not fit environment 'gridworld-5x5'", "99")
 
 
+@pytest.mark.parametrize("criterion", ["information_gain", "volume_removal", "max_regret"])
+def test_cli_query_refuses_one_draw_for_criteria_that_compare_draws(cli_files, tmp_path, criterion):
+    app, post, pairs = cli_files
+    one = tmp_path / "one.npz"
+    irl.Posterior(theta=np.zeros((1, 1, 4)), info={"env": "gridworld-5x5", "reward_model": "auto"}).save(one)
+    res = runner.invoke(app, ["query", str(one), "--candidates", str(pairs), "--criterion", criterion])
+    _clean_error(res, f"{one}: --criterion {criterion} compares the posterior's draws and needs at least 2: found 1 "
+                      f"(the file holds 1; --max-samples 2000)")
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["query", str(post), "--candidates", str(pairs), "--criterion", criterion,
+                              "--max-samples", "1"])
+    _clean_error(res, "found 1 (the file holds 400; --max-samples 1)")
+    assert res.exit_code == 2
+    # one draw is a valid Thompson sample; the seed only drives the randomised criteria
+    assert runner.invoke(app, ["query", str(one), "--candidates", str(pairs), "--criterion", "thompson"]).exit_code == 0
+    res = runner.invoke(app, ["query", str(post), "--candidates", str(pairs), "--criterion", criterion, "--seed", "3"])
+    _clean_error(res, f"--seed only applies to --criterion thompson or random, not --criterion {criterion}")
+    assert res.exit_code == 2
+
+
+def test_cli_candidates_refuses_k_above_the_pool(tmp_path):
+    from irl.cli import app
+
+    out = tmp_path / "pairs.npz"
+    res = runner.invoke(app, ["candidates", "--env", "gridworld-5x5", "--trajectories", "3", "--k", "5", "--out",
+                              str(out)])
+    _clean_error(res, "--k 5: a query of 5 options needs a pool of at least 5 trajectories: got --trajectories 3")
+    assert res.exit_code == 2 and not out.exists()
+
+
 def test_resample_move_matches_exact_importance_sampling():
     """Moved particles describe the same posterior as a huge importance-weighted prior sample."""
     env, seg, _, _ = _tiny()

@@ -12,6 +12,12 @@ CRITERION_HELP = ("Query criterion: information_gain, volume_removal, max_regret
                   "e.g. --criterion information_gain.")
 
 
+#: Criteria of ``irl query`` that use ``--seed``.
+RANDOMISED = ("thompson", "random")
+#: Criteria of ``irl query`` that weigh several posterior draws against each other (meaningless over one).
+SPREAD = ("information_gain", "volume_removal", "max_regret")
+
+
 def _env_for(name: Optional[str], *files: tuple[Path, Any]) -> Any:
     """The ``--env`` environment, else the one recorded in the files (the first that names one)."""
     from irl.cli import CLIError, _make_env
@@ -27,7 +33,7 @@ def _env_for(name: Optional[str], *files: tuple[Path, Any]) -> Any:
 def register(app: typer.Typer) -> None:
     """Add ``irl candidates`` and ``irl query`` to ``app``."""
     from irl.cli import (ENV_HELP, HUMAN_HELP, CLIError, _check_writable, _console, _handles_errors, _make_env,
-                         _make_human, _make_reward_model, _warn_env_mismatch, seed_option)
+                         _make_human, _make_reward_model, _refuse_unused, _warn_env_mismatch, seed_option)
 
     @app.command()
     @_handles_errors
@@ -59,7 +65,9 @@ def register(app: typer.Typer) -> None:
         from irl.active import as_samples, make_candidates
 
         _check_writable(out, suffixes=(".npz",))
-
+        if k > n_trajectories:
+            raise CLIError(f"--k {k}: a query of {k} options needs a pool of at least {k} trajectories: got "
+                           f"--trajectories {n_trajectories}", code=2)
         mdp = _make_env(env)
         belief = None
         if posterior is not None:
@@ -99,7 +107,8 @@ def register(app: typer.Typer) -> None:
         max_samples: int = typer.Option(2000, "--max-samples", min=1,
                                         help="Use at most this many posterior draws (evenly thinned), e.g. "
                                              "--max-samples 1000."),
-        seed: int = seed_option(0, "Random seed (thompson, random), e.g. --seed 1."),
+        seed: Optional[int] = seed_option(None, "Random seed of the thompson and random criteria (default 0), "
+                                                "e.g. --seed 1."),
         top: int = typer.Option(5, "--top", min=1, help="How many of the best queries to list, e.g. --top 10."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON, e.g. --json."),
     ) -> None:
@@ -114,6 +123,8 @@ def register(app: typer.Typer) -> None:
 
         if criterion not in CRITERIA:
             raise CLIError(f"unknown query criterion {criterion!r}; known: {', '.join(CRITERIA)}", code=2)
+        _refuse_unused({"--seed": seed}, criterion in RANDOMISED, "--criterion thompson or random",
+                       f"--criterion {criterion}")
         post = irl.Posterior.load(str(posterior))
         cands = Candidates.load(candidates_file)
         mdp = _env_for(env, (posterior, post.info.get("env")), (candidates_file, cands.meta.get("env")))
@@ -131,7 +142,11 @@ def register(app: typer.Typer) -> None:
             raise CLIError(f"{candidates_file}: the candidate trajectories do not fit environment {mdp.name!r} "
                            f"({mdp.n_states} states, {mdp.n_actions} actions): {e}") from None
         belief = as_samples(post, mdp, reward_model=rmodel, max_samples=max_samples)
-        q = next_query(belief, cands, mdp, criterion=criterion, human=model, seed=seed)
+        if criterion in SPREAD and len(belief) < 2:
+            total = int(np.prod(np.shape(post.theta)[:-1]))
+            raise CLIError(f"{posterior}: --criterion {criterion} compares the posterior's draws and needs at least "
+                           f"2: found {len(belief)} (the file holds {total}; --max-samples {max_samples})", code=2)
+        q = next_query(belief, cands, mdp, criterion=criterion, human=model, seed=0 if seed is None else seed)
         order = np.argsort(-q.scores, kind="stable")[:top]
         if json_out:
             typer.echo(json.dumps({"index": q.index, "options": q.options.tolist(), "score": q.score,
