@@ -420,6 +420,10 @@ def _check_columns(columns: Optional[str]) -> None:
 _ALLOW_HINT = r"pass allow=\('(\w+)',\) to irl\.Evidence"
 
 
+#: Commands that bind data but have no ``--horizon`` option to suggest.
+_WITHOUT_HORIZON = frozenset({"constraints", "fit-norms"})
+
+
 def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional[list[str]] = None, *,
           command: str = "fit", option: Optional[str] = None, agents: Optional[list[str]] = None) -> list:
     """One ``irl.Evidence`` per file; data that contradict the MDP fail naming the file and ``irl fit --allow``.
@@ -455,7 +459,8 @@ def _bind(mdp: Any, loaded: list, paths: list[Path], model: Any, allow: Optional
         except demos.DemoValidationError as e:
             text = re.sub(_ALLOW_HINT, hint, _one_line(e))
             if "more than the MDP's horizon" in text:
-                text += "; pass a --horizon at least as long as the longest episode"
+                text += ("; pass a --horizon at least as long as the longest episode" if command not in
+                         _WITHOUT_HORIZON else f"; {env_hint}")
             elif env_hint not in text:
                 text += (f"; the data do not fit environment {mdp.name!r} ({mdp.n_states} states, {mdp.n_actions} "
                          f"actions): {env_hint}")

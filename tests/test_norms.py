@@ -305,6 +305,42 @@ def test_cli_fit_norms(env, tmp_path):
     assert bad.exit_code == 2 and "--agent was given 1 times for 2 files" in bad.output
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--samples", "5", "--chains", "2"], "--samples, --chains only apply to sampling solvers (bayes), not --solver maxent"),
+    (["--warmup", "5"], "--warmup only applies to sampling solvers (bayes), not --solver maxent"),
+    (["--seed", "1"], "--seed only applies to sampling solvers (bayes), not --solver maxent"),
+])
+def test_cli_fit_norms_refuses_sampling_options_with_maxent(env, tmp_path, extra, message):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    path = tmp_path / "A.npz"
+    demos.simulate(env, hm.Boltzmann(3.0), park.agent_reward(env, "A"), n=2, seed=0).save(str(path))
+    out = tmp_path / "norms.npz"
+    res = CliRunner().invoke(app, ["fit-norms", str(path), "--env", "park", "--own", "goal_A", *extra, "--quiet",
+                                   "--out", str(out)])
+    assert res.exit_code == 2 and res.stderr.strip() == f"Error: {message}", res.output
+    assert not out.exists()
+
+
+def test_cli_fit_norms_names_the_data_file_that_does_not_fit(env, tmp_path):
+    from typer.testing import CliRunner
+
+    from irl.cli import app
+
+    good, other = tmp_path / "A.npz", tmp_path / "other.npz"
+    demos.simulate(env, hm.Boltzmann(3.0), park.agent_reward(env, "A"), n=2, seed=0).save(str(good))
+    g8 = irl.envs.make("gridworld-8x8")
+    demos.simulate(g8, hm.Boltzmann(3.0), g8.true_reward, n=2, seed=0).save(str(other))
+    res = CliRunner().invoke(app, ["fit-norms", str(good), str(other), "--env", "park", "--own", "goal_A", "--quiet",
+                                   "--out", str(tmp_path / "norms.npz")])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    msg = res.stderr.strip()
+    assert msg.startswith(f"Error: {other}: ") and "first check that --env is the environment" in msg, msg
+    assert "--horizon" not in msg  # fit-norms has no --horizon to suggest
+
+
 @pytest.mark.parametrize("sampler", ["policywalk", "nuts"])
 def test_other_samplers_take_the_same_model(env, sampler):
     if sampler == "nuts":

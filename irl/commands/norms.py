@@ -23,7 +23,7 @@ def _names(option: str, text: str, env: Any) -> list[str]:
 
 def register(app: Any) -> None:
     """Add ``irl fit-norms`` to ``app``."""
-    from irl.cli import QUIET_OPTION, _handles_errors, seed_option
+    from irl.cli import CHAINS_OPTION, QUIET_OPTION, SAMPLES_OPTION, SEED_OPTION, WARMUP_OPTION, _handles_errors
 
     @app.command("fit-norms")
     @_handles_errors
@@ -45,9 +45,10 @@ def register(app: Any) -> None:
         human: str = typer.Option("boltzmann", "--human", help="Human model NAME[:key=value,...], "
                                                                "e.g. --human boltzmann:beta=3."),
         solver: str = typer.Option("maxent", "--solver", help="maxent (MAP) or bayes (posterior by HMC), e.g. --solver bayes."),
-        samples: int = typer.Option(1000, "--samples", min=1, help="Draws per chain (--solver bayes), e.g. --samples 500."),
-        chains: int = typer.Option(4, "--chains", min=1, help="Chains (--solver bayes), e.g. --chains 4."),
-        seed: int = seed_option(0, "Random seed (--solver bayes), e.g. --seed 0."),
+        samples: Optional[int] = SAMPLES_OPTION,
+        chains: Optional[int] = CHAINS_OPTION,
+        warmup: Optional[int] = WARMUP_OPTION,
+        seed: Optional[int] = SEED_OPTION,
         out: Path = typer.Option(..., "--out", "-o", help="Where to save the estimate, e.g. --out norms.npz."),
         quiet: bool = QUIET_OPTION,
     ) -> None:
@@ -63,7 +64,7 @@ def register(app: Any) -> None:
         """
         import demos
         import irl
-        from irl.cli import CLIError, _check_writable, _console, _make_env, _make_human
+        from irl.cli import CLIError, _bind, _check_writable, _console, _make_env, _make_human, _sampling_options
         from irl.commands.fit import _print_fit
         from irl.norms import SharedReward, select_features
 
@@ -71,6 +72,7 @@ def register(app: Any) -> None:
 
         if solver not in ("maxent", "bayes"):
             raise CLIError(f"unknown solver {solver!r} for fit-norms; known: bayes, maxent", code=2)
+        sampling = _sampling_options(solver, samples, chains, warmup, seed)
         mdp = _make_env(env)
         labels = list(agent) if agent else [p.stem for p in data]
         if len(labels) != len(data):
@@ -82,13 +84,13 @@ def register(app: Any) -> None:
         model = SharedReward(None if shared is None else select_features(mdp, _names("--shared", shared, mdp)),
                              select_features(mdp, _names("--own", own, mdp)), labels, pooling=pooling)
         h = _make_human(human)
-        evidence = [irl.Evidence(mdp, demos.load(p), h, agent=a) for p, a in zip(data, labels)]
+        evidence = _bind(mdp, [demos.load(p) for p in data], list(data), h, command="fit-norms", agents=labels)
         t0 = time.perf_counter()
         if solver == "maxent":
             result = irl.MaxEnt(reward_model=model, prior=model.prior()).fit(evidence)
         else:
-            result = irl.BayesianIRL(reward_model=model, prior=model.prior()).fit(
-                evidence, samples=samples, chains=chains, seed=seed, progress=not quiet)
+            result = irl.BayesianIRL(reward_model=model, prior=model.prior()).fit(evidence, progress=not quiet,
+                                                                                   **sampling)
         seconds = time.perf_counter() - t0
         result.info.update(env=mdp.name, human_spec=human, agents=labels, shared=shared, own=own, pooling=pooling,
                            data=[str(p) for p in data])
