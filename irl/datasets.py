@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,32 +115,70 @@ def read_manifest(path: str | Path) -> list[ManifestItem]:
     """Parse a JSON or CSV manifest (see the module docstring).
 
     Raises:
-        ManifestError: unreadable file, wrong format, unknown keys or empty item list.
+        FileNotFoundError: no file at ``path``.
+        ManifestError: a file that is not a manifest (not UTF-8 text, not JSON, not a JSON object of
+            format ``pluggable-irl/manifest``), unknown keys, an empty item list, or files it lists
+            (evidence, MDP files) that do not exist; the message names the manifest.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such manifest file" if not path.is_dir() else
+                                f"{path}: is a directory, not a manifest file (.json or .csv)")
     base = path.parent
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not a manifest: expected UTF-8 text (JSON or CSV), found binary data") from None
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        items = [_item({k: v for k, v in r.items() if v not in (None, "")}, base, "boltzmann", f"{path}: row {i + 2}")
-                 for i, r in enumerate(rows)]
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        wheres = [f"{path}: row {i + 2}" for i in range(len(rows))]
+        items = [_item({k: v for k, v in r.items() if v not in (None, "")}, base, "boltzmann", where)
+                 for r, where in zip(rows, wheres)]
     else:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise ManifestError(f"{path}: not valid JSON: {e}") from None
-        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
-            raise ManifestError(f"{path}: 'format' must be {MANIFEST_FORMAT!r}")
-        if int(doc.get("version", 0)) > _MANIFEST_VERSION:
-            raise ManifestError(f"{path}: version {doc.get('version')} is newer than this reader "
-                                f"({_MANIFEST_VERSION})")
+        _check_header(path, doc)
         raw = doc.get("items")
         if not isinstance(raw, list):
-            raise ManifestError(f"{path}: 'items' must be a list of maps")
-        items = [_item(r, base, doc.get("human", "boltzmann"), f"{path}: item {i}") for i, r in enumerate(raw)]
+            raise ManifestError(f"{path}: 'items' must be a list of maps: found {type(raw).__name__}")
+        wheres = [f"{path}: item {i}" for i in range(len(raw))]
+        items = [_item(r, base, doc.get("human", "boltzmann"), where) if isinstance(r, dict) else _not_a_map(r, where)
+                 for r, where in zip(raw, wheres)]
     if not items:
         raise ManifestError(f"{path}: the manifest lists no maps")
+    _check_files_exist(items, wheres)
     return items
+
+
+def _check_header(path: Path, doc: Any) -> None:
+    """A JSON manifest is an object with ``format`` :data:`MANIFEST_FORMAT` and an integer ``version`` we read."""
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{path}: not a manifest: 'format' must be {MANIFEST_FORMAT!r} in a JSON object; found a "
+                            f"JSON {type(doc).__name__}")
+    if doc.get("format") != MANIFEST_FORMAT:
+        raise ManifestError(f"{path}: not a manifest: 'format' must be {MANIFEST_FORMAT!r}; found "
+                            f"{doc.get('format')!r}")
+    version = doc.get("version", _MANIFEST_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ManifestError(f"{path}: 'version' must be an integer: found {version!r}")
+    if version > _MANIFEST_VERSION:
+        raise ManifestError(f"{path}: version {version} is newer than this reader ({_MANIFEST_VERSION})")
+
+
+def _not_a_map(raw: Any, where: str) -> ManifestItem:
+    raise ManifestError(f"{where}: each item must be a JSON object (env or mdp, evidence, ...): found {raw!r}")
+
+
+def _check_files_exist(items: Sequence[ManifestItem], wheres: Sequence[str]) -> None:
+    """Fail on the first item that lists an evidence or MDP file that does not exist (paths are relative to the
+    manifest's folder)."""
+    for item, where in zip(items, wheres):
+        missing = [str(p) for p in (*item.evidence, *([item.mdp] if item.mdp is not None else [])) if not p.is_file()]
+        if missing:
+            raise ManifestError(f"{where}: listed file(s) not found: {', '.join(missing)} (paths are relative to "
+                                f"the manifest's folder)")
 
 
 def write_manifest(path: str | Path, items: Sequence[dict[str, Any]], *, human: str = "boltzmann") -> None:

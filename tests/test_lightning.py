@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +66,44 @@ def test_manifest_errors_name_the_rule(tmp_path, doc, message):
         read_manifest(tmp_path / "m.json")
 
 
+def test_a_file_that_is_not_a_manifest_is_named(tmp_path):
+    missing = tmp_path / "none.json"
+    with pytest.raises(FileNotFoundError, match=f"{re.escape(str(missing))}: no such manifest file"):
+        read_manifest(missing)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ManifestError, match=r"list.json: not a manifest: 'format' must be 'pluggable-irl/manifest' "
+                                            r"in a JSON object; found a JSON list"):
+        read_manifest(tmp_path / "list.json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "pluggable-irl/trajectories", "items": []}))
+    with pytest.raises(ManifestError, match="other.json: not a manifest: 'format' must be 'pluggable-irl/manifest'; "
+                                            "found 'pluggable-irl/trajectories'"):
+        read_manifest(tmp_path / "other.json")
+    (tmp_path / "bin.json").write_bytes(b"\x80\x81\x00")
+    with pytest.raises(ManifestError, match="bin.json: not a manifest: expected UTF-8 text"):
+        read_manifest(tmp_path / "bin.json")
+    (tmp_path / "items.json").write_text(json.dumps({"format": "pluggable-irl/manifest", "items": [3]}))
+    with pytest.raises(ManifestError, match="items.json: item 0: each item must be a JSON object"):
+        read_manifest(tmp_path / "items.json")
+
+
+def test_a_manifest_listing_missing_files_is_refused(manifest, tmp_path):
+    doc = json.loads(manifest.read_text())
+    for item in doc["items"]:  # absolute paths: the copy lives in another folder
+        item["evidence"] = [str(manifest.parent / e) for e in item["evidence"]]
+    doc["items"][1]["evidence"].append("gone.npz")
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match=f"m.json: item 1: listed file\\(s\\) not found: "
+                                            f"{re.escape(str(tmp_path / 'gone.npz'))} \\(paths are relative"):
+        read_manifest(tmp_path / "m.json")
+    (tmp_path / "m.csv").write_text("env,evidence\nobjectworld,gone.npz\n")
+    with pytest.raises(ManifestError, match="m.csv: row 2: listed file"):
+        read_manifest(tmp_path / "m.csv")
+
+
 def test_mdp_files_go_through_one_loader(tmp_path, monkeypatch):
     monkeypatch.delattr(irl.TabularMDP, "load", raising=False)
+    for name in ("room.npz", "d.npz"):  # the manifest's files must exist; their content is not read here
+        (tmp_path / name).write_bytes(b"")
     (tmp_path / "m.json").write_text(json.dumps({"format": "pluggable-irl/manifest",
                                                  "items": [{"mdp": "room.npz", "evidence": ["d.npz"]}]}))
     ds = EvidenceDataset(tmp_path / "m.json")
@@ -203,7 +240,14 @@ def test_cli_train_saves_the_network_and_resumes(manifest, tmp_path):
     res = runner.invoke(app, ["train", str(manifest), "--reward-model", "mlp:depth=2", "--out", str(tmp_path / "x.pt")])
     assert res.exit_code == 2 and "unknown mlp option 'depth'" in res.output
     res = runner.invoke(app, ["train", str(tmp_path / "none.json"), "--out", str(tmp_path / "x.pt")])
-    assert res.exit_code == 1 and "none.json" in res.output
+    assert res.exit_code == 2 and res.stderr.strip() == f"Error: {tmp_path / 'none.json'}: no such manifest file"
+    (tmp_path / "list.json").write_text("[]")
+    res = runner.invoke(app, ["train", str(tmp_path / "list.json"), "--out", str(tmp_path / "x.pt")])
+    assert res.exit_code == 2 and f"Error: {tmp_path / 'list.json'}: not a manifest" in res.stderr
+    (tmp_path / "gone.json").write_text(json.dumps({"format": "pluggable-irl/manifest",
+                                                    "items": [{"env": "objectworld", "evidence": ["gone.npz"]}]}))
+    res = runner.invoke(app, ["train", str(tmp_path / "gone.json"), "--out", str(tmp_path / "x.pt")])
+    assert res.exit_code == 2 and "item 0: listed file(s) not found" in res.stderr and "gone.npz" in res.stderr
 
 
 def test_cli_fit_with_a_network_reward(manifest, tmp_path):

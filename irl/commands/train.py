@@ -67,7 +67,7 @@ def train(
     try:
         data = irl_pl.MapDataModule.from_manifest(manifest, batch_size=batch_size)
     except (ManifestError, OSError) as e:
-        raise CLIError(f"{manifest}: {_one_line(e)}" if str(manifest) not in str(e) else _one_line(e)) from None
+        raise CLIError(f"{manifest}: {_one_line(e)}" if str(manifest) not in str(e) else _one_line(e), code=2) from None
     net = _make_network(reward_model, data.example_mdp(), per_action=per_action, seed=seed)
     module = irl_pl.RewardNetModule(net, lr=lr, weight_decay=weight_decay)
     ckpt_dir = checkpoint_dir or out.with_name(f"{out.stem}.ckpt")
