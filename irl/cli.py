@@ -543,6 +543,17 @@ def _check_reward_shape(reward: np.ndarray, env: Any, path: Path) -> None:
                        f"(S, A) = {want}; use the --env the reward was fitted in")
 
 
+def _reward_of(est: Any, env: Any, path: Path) -> np.ndarray:
+    """The ``(S, A)`` reward of a loaded reward or posterior file, checked against ``env``; errors name the file
+    (e.g. a posterior saved without its mean reward)."""
+    try:
+        reward = np.asarray(est.reward)
+    except ValueError as e:
+        raise CLIError(f"{path}: {_one_line(e)}") from None
+    _check_reward_shape(reward, env, path)
+    return reward
+
+
 def _warn_env_mismatch(meta_env: Any, env: Any, path: Path) -> None:
     if isinstance(meta_env, str) and meta_env and meta_env != env.name:
         typer.echo(f"Warning: {path} was made in environment {meta_env!r}, not {env.name!r}", err=True)

@@ -155,3 +155,9 @@ def test_a_single_draw_is_refused_for_risk_and_deferral(tmp_path, extra, uses) -
     clean_error(invoke("plan", post, "--env", ENV, *extra, "--out", tmp_path / "p.npz"),
                 f"{post}: {uses} needs at least 2 posterior draws", "found 1", code=2)
     ok("plan", post, "--env", ENV, "--objective", "mean", "--out", tmp_path / "p.npz")  # a mean over one draw is fine
+
+
+def test_a_posterior_without_its_mean_reward_is_named(files, tmp_path) -> None:
+    d, _ = files
+    res = invoke("plan", d / "posterior.npz", "--env", ENV, "--out", tmp_path / "p.npz")  # optimal on the mean
+    clean_error(res, f"{d / 'posterior.npz'}: this posterior has no reward_mean", code=1)

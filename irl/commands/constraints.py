@@ -42,7 +42,7 @@ def _check_options(kind: str, stop: str, threshold: Optional[float], tolerance: 
 
 def _nominal_reward(mdp: Any, reward: Optional[Path]) -> np.ndarray:
     """The ``--reward`` file's reward (checked against the environment), else the environment's own."""
-    from irl.cli import CLIError, _check_reward_shape, _load_reward, _one_line, _warn_env_mismatch
+    from irl.cli import CLIError, _load_reward, _reward_of, _warn_env_mismatch
 
     if reward is None:
         if mdp.true_reward is None:
@@ -50,14 +50,9 @@ def _nominal_reward(mdp: Any, reward: Optional[Path]) -> np.ndarray:
         return np.asarray(mdp.true_reward)
     try:
         est = _load_reward(reward)
-        nominal = np.asarray(est.reward)
-    except ValueError as e:
-        text = _one_line(e)
-        raise CLIError(f"--reward {reward}: {text.replace(f'{reward}: ', '', 1)}", code=2) from None
-    try:
-        _check_reward_shape(nominal, mdp, reward)
-    except CLIError as e:
-        raise CLIError(f"--reward {e}", code=2) from None
+        nominal = _reward_of(est, mdp, reward)
+    except (ValueError, CLIError) as e:  # the messages start with the file; name the option too
+        raise CLIError(f"--reward {str(e) if str(e).startswith(str(reward)) else f'{reward}: {e}'}", code=2) from None
     _warn_env_mismatch(est.info.get("env"), mdp, reward)
     return nominal
 

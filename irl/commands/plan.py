@@ -14,8 +14,8 @@ import numpy as np
 import typer
 
 from irl.cli import (CLIError, COLUMNS_OPTION, DISCOUNT_OPTION, ENV_HELP, HORIZON_OPTION, JSON_OPTION, _bind,
-                     _check_columns, _check_reward_shape, _check_writable, _console, _handles_errors, _load_reward,
-                     _make_env, _make_human, _one_line, _report, _true_reward, _warn_env_mismatch)
+                     _check_columns, _check_writable, _console, _handles_errors, _load_reward, _make_env,
+                     _make_human, _one_line, _report, _reward_of, _true_reward, _warn_env_mismatch)
 
 
 @_handles_errors
@@ -68,7 +68,7 @@ def plan(
                                               baseline=baseline, defer=defer, fallback=fallback, out=out,
                                               json_out=json_out)
     est = _load_reward(reward)
-    _check_reward_shape(np.asarray(est.reward), mdp, reward)
+    _reward_of(est, mdp, reward)
     _warn_env_mismatch(est.info.get("env"), mdp, reward)
     try:
         policy = irl.plan(mdp, est.reward, objective=objective, beta=beta)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from irl.cli import CLIError, _check_reward_shape, _console, _handles_errors, _make_env, _warn_env_mismatch
+from irl.cli import CLIError, _console, _handles_errors, _make_env, _reward_of, _warn_env_mismatch
 
 
 @_handles_errors
@@ -43,7 +43,7 @@ def plot(
         raise CLIError(f"environment {env!r} has no grid layout to draw on; environments with one include "
                        f"{', '.join(grids)}", code=2)
     est = irl.RewardEstimate.load(str(reward))
-    _check_reward_shape(np.asarray(est.reward), mdp, reward)
+    _reward_of(est, mdp, reward)
     _warn_env_mismatch(est.info.get("env"), mdp, reward)
     S, A = mdp.n_states, mdp.n_actions
     panels = [("inferred reward", state_action_reward(est.reward, S, A).mean(axis=-1))]

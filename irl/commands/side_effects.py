@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import typer
 
 MEASURES = ("relative-reachability", "attainable-utility", "feature-deviation")
@@ -95,7 +94,7 @@ def register(app: Any) -> None:
         """
         import irl
         from irl import side_effects
-        from irl.cli import (CLIError, _check_reward_shape, _check_writable, _console, _load_reward, _make_env,
+        from irl.cli import (CLIError, _check_writable, _console, _load_reward, _make_env, _reward_of,
                              _warn_env_mismatch)
         from irl.plan import save_policy
 
@@ -105,7 +104,7 @@ def register(app: Any) -> None:
         _check_index("--noop", noop, mdp.n_actions, f"an action index of {mdp.name!r}")
         _check_index("--start", start, mdp.n_states, f"a state index of {mdp.name!r}")
         est = _load_reward(reward)
-        _check_reward_shape(np.asarray(est.reward), mdp, reward)
+        _reward_of(est, mdp, reward)
         _warn_env_mismatch(est.info.get("env"), mdp, reward)
         common = dict(baseline=baseline, weight=weight, start=start, noop=noop)
         discount = 0.99 if discount is None else discount
