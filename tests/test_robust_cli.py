@@ -82,6 +82,7 @@ def test_plan_cvar_matches_the_library_and_evaluate_reports_deferral(files, tmp_
 @pytest.mark.parametrize("extra,fragments", [
     (["--objective", "cvar", "--alpha", "1.0"], ["--alpha", "[0, 1)", "1.0"]),
     (["--objective", "cvar", "--lam", "2"], ["--lam", "[0, 1]", "2.0"]),
+    (["--objective", "cvar", "--lam", "nan"], ["--lam must be finite: got nan"]),
     (["--objective", "mean", "--lam", "0.5"], ["--lam only applies to --objective cvar"]),
     (["--objective", "mean", "--defer", "1.5"], ["--defer", "[0, 1]"]),
     (["--objective", "mean", "--defer", "0.5", "--fallback", "human"], ["--fallback must be ask or demonstrations"]),
