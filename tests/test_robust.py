@@ -415,3 +415,72 @@ def test_lava_corridor_regret_policy_avoids_the_lava_the_mean_policy_crosses() -
     # short way through the lava even more often: what the demonstrations add is the baseline, as in the paper
     assert lava_visits["robust"] >= lava_visits["mean"]
     assert mean.cvar < regret.cvar - 0.05  # the worst 5% of regrets: -0.06 against -0.15
+
+
+# ------------------------------------------------------- column generation
+@pytest.mark.parametrize("horizon,discount,terminal,lam,alpha,with_baseline", [
+    (None, 0.9, False, 0.0, 0.9, False), (None, 0.95, True, 0.3, 0.8, True), (4, 1.0, True, 0.5, 0.95, False),
+    (3, 0.9, False, 0.0, 0.5, True), (None, 0.9, False, 1.0, 0.9, False)])
+def test_column_generation_reaches_the_linear_programs_optimum(horizon, discount, terminal, lam, alpha,
+                                                               with_baseline) -> None:
+    env = random_mdp(9, 3, seed=11, horizon=horizon, discount=discount, terminal=terminal)
+    rng = np.random.default_rng(12)
+    samples = rng.normal(size=(40, 9, 3))
+    w = rng.dirichlet(np.ones(40))
+    base = None
+    if with_baseline:
+        pi = rng.dirichlet(np.ones(3), size=((horizon,) if horizon else ()) + (9,))
+        base = planning.occupancy_measure(env, pi)
+    lp = broil(env, samples, alpha=alpha, lam=lam, weights=w, baseline=base, method="highs")
+    cg = broil(env, samples, alpha=alpha, lam=lam, weights=w, baseline=base, method="policies")
+    assert cg.lp["method"] == "policies" and cg.lp["gap"] <= 1e-7 * max(1.0, abs(cg.lp["objective"]))
+    assert cg.lp["objective"] == pytest.approx(lp.lp["objective"], abs=1e-7)
+    # the mixture is an occupancy measure, the planner's for the policy it induces, and attains the objective
+    M, b = flow_constraints(env)
+    np.testing.assert_allclose(M @ cg.occupancy.ravel(), b, atol=1e-9)
+    np.testing.assert_allclose(planning.occupancy_measure(env, cg.policy), cg.occupancy, atol=1e-8)
+    assert lam * cg.expected_return + (1 - lam) * cg.cvar == pytest.approx(lp.lp["objective"], abs=1e-7)
+    if lam < 1.0 and alpha > 0.0:  # by hand: the CVaR of the returns (minus the baseline's) under the weights
+        diff = cg.returns - (0.0 if base is None else cg.baseline_returns)
+        assert cvar_by_sigma(diff, w, alpha)[0] == pytest.approx(cg.cvar, abs=1e-9)
+
+
+def test_column_generation_mixes_policies_where_the_optimum_is_stochastic() -> None:
+    # a one-state bandit: two arms that each lose under one of two equally likely rewards; the robust optimum
+    # (alpha 0.5: the worse reward) plays both arms half the time, which no deterministic policy does
+    env = irl.TabularMDP.from_arrays(np.ones((1, 2, 1)), initial=np.ones(1), discount=0.5)
+    samples = np.array([[[1.0, -1.0]], [[-1.0, 1.0]]])
+    res = broil(env, samples, alpha=0.5, lam=0.0, method="policies")
+    np.testing.assert_allclose(res.policy, [[0.5, 0.5]], atol=1e-9)
+    assert res.lp["policies"] == 2 and res.cvar == pytest.approx(0.0, abs=1e-9)
+
+
+def test_column_generation_factored_samples_and_auto_choice(monkeypatch) -> None:
+    env = irl.envs.gridworld(12, discount=0.95, horizon=None)
+    rng = np.random.default_rng(13)
+    theta = np.asarray([1.0, 0.0, -0.3, -1.0]) + rng.normal(0, 0.5, size=(1, 80, 4))
+    post = irl.Posterior(theta=theta, param_names=list(env.feature_names))
+    lp = broil(env, post, alpha=0.95, lam=0.5, method="highs")
+    auto = broil(env, post, alpha=0.95, lam=0.5)  # 144 states x 5 actions = 720 occupancies: HiGHS
+    assert auto.lp["method"] == "highs"
+    monkeypatch.setattr(irl.robust, "POLICIES_ABOVE", 100)
+    auto = broil(env, post, alpha=0.95, lam=0.5)
+    assert auto.lp["method"] == "policies"
+    assert auto.lp["objective"] == pytest.approx(lp.lp["objective"], abs=1e-7)
+    # without a discount or a horizon, auto keeps to the whole program, which explains an unbounded problem
+    undiscounted = random_mdp(6, 2, seed=14, discount=1.0, terminal=True)
+    samples = rng.normal(size=(5, 6, 2))
+    assert broil(undiscounted, samples, alpha=0.9).lp["method"] == "highs"
+
+
+def test_column_generation_errors_are_explained(monkeypatch) -> None:
+    env = random_mdp(6, 2, seed=15, discount=1.0, terminal=True)
+    with pytest.raises(ValueError, match="method='policies' needs a discount below 1 or a finite horizon"):
+        broil(env, np.zeros((3, 6, 2)), method="policies")
+    with pytest.raises(ValueError, match="method must be one of auto, policies, highs"):
+        broil(env, np.zeros((3, 6, 2)), method="simplex")
+    env = random_mdp(9, 3, seed=11, discount=0.9)
+    monkeypatch.setattr(irl.robust, "POLICIES_MAX_ROUNDS", 1)
+    samples = np.random.default_rng(12).normal(size=(40, 9, 3))
+    with pytest.raises(planning.ConvergenceError, match=r"did not reach its tolerance in 1 rounds: the optimum lies in"):
+        broil(env, samples, alpha=0.9, lam=0.0, method="policies")
