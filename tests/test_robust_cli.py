@@ -162,3 +162,16 @@ def test_a_posterior_without_its_mean_reward_is_named(files, tmp_path) -> None:
     d, _ = files
     res = invoke("plan", d / "posterior.npz", "--env", ENV, "--out", tmp_path / "p.npz")  # optimal on the mean
     clean_error(res, f"{d / 'posterior.npz'}: this posterior has no reward_mean", code=1)
+
+
+def test_plan_cvar_reports_column_generation_on_a_larger_world(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(irl.robust, "POLICIES_ABOVE", 50)  # gridworld-5x5 has 125 occupancies
+    env = irl.envs.make("gridworld-5x5")
+    theta = np.random.default_rng(1).normal([1.0, 0.0, -0.3, -1.0], 0.5, size=(1, 60, env.features.shape[1]))
+    irl.Posterior(theta=theta, param_names=list(env.feature_names),
+                  info={"env": env.name, "reward_model": "linear"}).save(str(tmp_path / "post.npz"))
+    res = ok("plan", tmp_path / "post.npz", "--env", env.name, "--objective", "cvar", "--out", tmp_path / "pi.npz")
+    assert "column generation:" in res.output and "certified gap" in res.output, res.output
+    want = irl.robust.broil(env, irl.Posterior(theta=theta, param_names=list(env.feature_names)), method="highs")
+    _, meta = load_policy(tmp_path / "pi.npz")
+    assert meta["cvar"] == pytest.approx(want.cvar, abs=1e-6)

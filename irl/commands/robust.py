@@ -80,7 +80,10 @@ def plan_posterior_command(path: Path, mdp: Any, *, objective: str, alpha: Optio
     text = (f"Planned ({res.objective}" + (f", lam={res.lam:g}" if res.lam is not None else "")
             + f") in {mdp.name} over {res.returns.size} posterior draws: expected return {res.expected_return:.4f}, "
             f"CVaR_{res.alpha:g}(return{against}) {res.cvar:.4f}")
-    if res.lp:
+    if res.lp.get("solver") == "column generation":
+        text += (f"; column generation: {res.lp['rounds']} rounds, a mixture of {res.lp['policies']} policies, "
+                 f"certified gap {res.lp['gap']:.1e}, {res.lp['seconds']:.2f} s")
+    elif res.lp:
         text += (f"; linear program: {res.lp['variables']} variables, "
                  f"{res.lp['equality_constraints'] + res.lp['inequality_constraints']} constraints, "
                  f"{res.lp['seconds']:.2f} s")
