@@ -271,7 +271,8 @@ class SideEffectPenalty:
         baseline: one of :data:`BASELINES`.
         measure: a label, e.g. ``"relative reachability"``.
         start: the start state ``s_0`` the starting and inaction baselines refer to.
-        noop: the no-op action.
+        noop: the no-op action (``None`` for the starting baseline when none was given:
+            it needs none).
 
     Example:
         >>> import irl
@@ -286,7 +287,7 @@ class SideEffectPenalty:
     baseline: str
     measure: str
     start: int | None
-    noop: int
+    noop: int | None
 
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
@@ -397,7 +398,8 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
             convention: ``weight`` is then relative to the largest penalty).
         start: start state of the starting and inaction baselines (default: the
             one state of a one-hot ``env.initial``).
-        noop: the no-op action (default: found by name, see :func:`noop_action`).
+        noop: the no-op action of the inaction and stepwise baselines (default: found
+            by name, see :func:`noop_action`); the starting baseline needs none.
         measure: a label for reports.
         rollout: stepwise baseline only: number ``K >= 0`` of no-op steps of the
             parallel inaction rollouts (0: compare the next states only). The last
@@ -438,7 +440,8 @@ def penalty(env: TabularMDP, values: Any, *, baseline: str = "stepwise", deviati
     S, A = env.n_states, env.n_actions
     if V.ndim != 2 or V.shape[0] != S:
         raise MDPValidationError(f"auxiliary values must have shape (S, N) = ({S}, N): got {V.shape}")
-    a0 = noop_action(env, noop)
+    # the starting baseline compares with the start state itself: no action is involved
+    a0 = None if baseline == "starting" and noop is None else noop_action(env, noop)
     P = env.continuation
     s0 = None
     n = V.shape[1]

@@ -136,8 +136,8 @@ def room():
 def test_penalty_is_zero_along_the_baseline(room, make, baseline):
     env = room.mdp
     pen = make(env, baseline=baseline)
-    noop, s0 = pen.noop, room.observed_state
-    assert noop == 4 and np.all(pen.table >= 0)
+    noop, s0 = 4, room.observed_state  # the action named "stay"
+    assert pen.noop == (None if baseline == "starting" else noop) and np.all(pen.table >= 0)
     if baseline == "stepwise":
         assert pen.table.shape == (env.n_states, env.n_actions)
         assert np.all(pen.table[:, noop] == 0)
@@ -281,6 +281,13 @@ def test_bad_inputs_are_explained(room):
         se.attainable_utility(env.replace(action_names=("n", "s", "e", "w", "x")), n_rewards=2)
     with pytest.raises(MDPValidationError, match=r"noop must be an action index in \[0, 5\): got 7"):
         se.feature_deviation(env, noop=7)
+    # the starting baseline compares states with the start state: no no-op needed (a given one is still checked)
+    nameless = env.replace(action_names=("n", "s", "e", "w", "x"))
+    start = se.relative_reachability(nameless, baseline="starting")
+    np.testing.assert_array_equal(start.table, se.relative_reachability(env, baseline="starting").table)
+    assert start.noop is None
+    with pytest.raises(MDPValidationError, match=r"noop must be an action index in \[0, 5\): got 9"):
+        se.relative_reachability(nameless, baseline="starting", noop=9)
     with pytest.raises(MDPValidationError, match="discount must be in"):
         se.reachability(env, discount=0.0)
     with pytest.raises(MDPValidationError, match="at_horizon=True needs a horizon"):
