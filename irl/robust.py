@@ -7,7 +7,9 @@ with the whole posterior:
 * :func:`broil` maximises ``lam * E[return] + (1 - lam) * CVaR_alpha(return - baseline)``
   over the occupancy measures of the MDP: one linear program (scipy's HiGHS, a
   sparse constraint matrix built from the MDP's CSR transitions), for discounted
-  and for finite-horizon (time-indexed) MDPs. ``baseline=None`` is the robust
+  and for finite-horizon (time-indexed) MDPs, or, on larger MDPs, the same program
+  by column generation over deterministic policies (a small program over mixtures
+  of policies, one value iteration per round, a certified gap). ``baseline=None`` is the robust
   return; a demonstrator's occupancy as baseline gives robust regret against the
   demonstrator (Brown, Niekum & Petrik 2020).
 * :func:`plan_posterior` (what :func:`irl.plan` calls for ``objective="mean"``,
