@@ -25,7 +25,7 @@ demonstrations, training map) are attached to each summary line for comparison.
 
 Throughput (``throughput`` cases): Lightning training (:mod:`irl.lightning`) on
 ``--throughput-maps`` maps of the same size, batch 4, maps per second per process measured
-over the training steps only (not the process start); with ``--ddp`` also 2 CPU processes
+over the training steps after the first (warm-up) epoch only (not the process start); with ``--ddp`` also 2 CPU processes
 (``strategy="ddp"``, gloo) in a subprocess, and the speed-up of the whole (2-process maps/s
 over 1-process maps/s).
 
@@ -36,6 +36,7 @@ Usage::
     python benchmarks/bench_objectworld.py --quick      # 32x32, 4/16/64 demonstrations, 2 seeds, 2 transfer maps
     python benchmarks/bench_objectworld.py              # 32x32, 4..128 demonstrations, 5 seeds, 4 transfer maps, --ddp
     python benchmarks/bench_objectworld.py --demos 8 32 --seeds 0 --spec mlp:hidden=64,64
+    python benchmarks/bench_objectworld.py --throughput       # maps/s, 1 and 2 processes, and the DDP speed-up
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def throughput(*, size: int, n_maps: int, epochs: int, devices: int, features: s
                                        env_kwargs={"size": size, "features": features})
 
     class Clock(pl.Callback):
+        """Seconds and maps of the training steps after the first epoch (warm-up: the first steps compile,
+        fill caches and, with DDP, build the gradient buckets), or of all steps when there is one epoch."""
+
         def __init__(self) -> None:
             self.seconds, self.maps, self.t = 0.0, 0, 0.0
 
@@ -155,8 +159,9 @@ def throughput(*, size: int, n_maps: int, epochs: int, devices: int, features: s
             self.t = time.perf_counter()
 
         def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, idx: int) -> None:
-            self.seconds += time.perf_counter() - self.t
-            self.maps += len(batch.mdps)
+            if trainer.current_epoch > 0 or trainer.max_epochs == 1:
+                self.seconds += time.perf_counter() - self.t
+                self.maps += len(batch.mdps)
 
     data = irl_pl.MapDataModule.from_manifest(path, batch_size=4, shuffle=False)
     model = irl_pl.RewardNetModule.from_spec(spec, data.example_mdp(), lr=1e-3, seed=0)
@@ -210,18 +215,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=["maxent-linear", "neural", "neural-l2"],
                    choices=["maxent-linear", "neural", "neural-l2"])
     p.add_argument("--prior-scale", type=float, default=1.0, help="neural-l2: the Gaussian prior's scale on the weights")
-    p.add_argument("--throughput-maps", type=int, default=16)
+    p.add_argument("--throughput-maps", type=int, default=32)
+    p.add_argument("--throughput-epochs", type=int, default=None,
+                   help="epochs of the throughput runs; the first is warm-up and not timed (default 4, quick 2)")
     p.add_argument("--ddp", action="store_true", help="also measure 2-process DDP throughput (default in a full run)")
+    p.add_argument("--throughput", action="store_true",
+                   help="only the throughput cases (1 process, and 2 with --ddp or without --quick), no EVD")
     p.add_argument("--throughput-only", type=int, default=0, metavar="DEVICES", help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help="folder for the throughput maps (default: a temporary one)")
     args = p.parse_args(argv)
+    if args.throughput_epochs is None:
+        args.throughput_epochs = 2 if args.quick else 4
     torch.set_num_threads(1)
 
     import tempfile
 
     folder = Path(args.workdir or tempfile.mkdtemp(prefix="bench_objectworld_"))
     if args.throughput_only:  # the DDP subprocess (Lightning re-launches this same command per rank)
-        rec = throughput(size=args.size, n_maps=args.throughput_maps, epochs=2, devices=args.throughput_only,
+        rec = throughput(size=args.size, n_maps=args.throughput_maps, epochs=args.throughput_epochs,
+                         devices=args.throughput_only,
                          features=args.features, spec=args.spec, folder=folder)
         if rec is not None:
             print(json.dumps(rec), flush=True)
@@ -230,20 +242,21 @@ def main(argv: list[str] | None = None) -> None:
     demos_list = args.demos or ([4, 16, 64] if args.quick else [4, 8, 16, 32, 64, 128])
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2, 3, 4])
     n_transfer = args.transfer if args.transfer is not None else (2 if args.quick else 4)
-    records = run_evd(size=args.size, demos_list=demos_list, seeds=seeds, n_transfer=n_transfer,
-                      features=args.features, spec=args.spec, max_iter=args.max_iter, methods=tuple(args.methods),
-                      prior_scale=args.prior_scale)
+    records = [] if args.throughput else run_evd(
+        size=args.size, demos_list=demos_list, seeds=seeds, n_transfer=n_transfer, features=args.features,
+        spec=args.spec, max_iter=args.max_iter, methods=tuple(args.methods), prior_scale=args.prior_scale)
     summaries = summarise(records)
     for r in summaries:
         print(json.dumps(r), flush=True)
     records += summaries
     thr = []
-    rec = throughput(size=args.size, n_maps=args.throughput_maps, epochs=1 if args.quick else 2, devices=1,
+    rec = throughput(size=args.size, n_maps=args.throughput_maps, epochs=args.throughput_epochs, devices=1,
                      features=args.features, spec=args.spec, folder=folder)
     thr.append(rec)
     if args.ddp or not args.quick:
         cmd = [sys.executable, __file__, "--throughput-only", "2", "--size", str(args.size), "--features",
-               args.features, "--spec", args.spec, "--throughput-maps", str(args.throughput_maps), "--workdir",
+               args.features, "--spec", args.spec, "--throughput-maps", str(args.throughput_maps),
+               "--throughput-epochs", str(args.throughput_epochs), "--workdir",
                str(folder)]
         res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
