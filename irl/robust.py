@@ -115,8 +115,10 @@ def _check_weights(weights: Any, n: int) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n,):
         raise ValueError(f"weights must have shape (N,) = ({n},), one per reward sample: got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"weights must be finite and >= 0: got min {np.nanmin(w):.6g}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be finite and >= 0: found {int((~np.isfinite(w)).sum())} NaN or inf")
+    if np.any(w < 0):
+        raise ValueError(f"weights must be finite and >= 0: got min {w.min():.6g}")
     if w.sum() <= 0:
         raise ValueError("weights must not all be zero")
     return w / w.sum()

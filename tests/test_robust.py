@@ -314,7 +314,8 @@ def test_deferring_falls_back_to_the_demonstrator() -> None:
     (dict(objective="mean", defer=1.5), r"defer .* \[0, 1\]"),
     (dict(objective="map"), "objective='map' needs an irl.Posterior with log_density"),
     (dict(objective="cvar", weights=np.ones(3)), r"weights must have shape \(N,\) = \(10,\)"),
-    (dict(objective="cvar", weights=-np.ones(10)), "weights must be finite and >= 0"),
+    (dict(objective="cvar", weights=-np.ones(10)), "weights must be finite and >= 0: got min -1"),
+    (dict(objective="cvar", weights=np.full(10, np.nan)), "weights must be finite and >= 0: found 10 NaN or inf"),
     (dict(objective="cvar", baseline="demonstrations"), "baseline='demonstrations' needs a posterior fitted"),
     (dict(objective="cvar", baseline=np.ones((3, 3))), "baseline occupancy must have shape"),
     (dict(objective="mean", defer=0.5, fallback="human"), "fallback must be 'ask', 'demonstrations' or a policy"),
@@ -484,3 +485,23 @@ def test_column_generation_errors_are_explained(monkeypatch) -> None:
     samples = np.random.default_rng(12).normal(size=(40, 9, 3))
     with pytest.raises(planning.ConvergenceError, match=r"did not reach its tolerance in 1 rounds: the optimum lies in"):
         broil(env, samples, alpha=0.9, lam=0.0, method="policies")
+
+
+def test_column_generation_agrees_with_the_whole_program_on_random_problems() -> None:
+    # random sizes, horizons, discounts (1 with a horizon), terminal states, weights, baselines, levels and lams
+    for seed in range(12):
+        rng = np.random.default_rng(100 + seed)
+        S, A, N = int(rng.integers(2, 10)), int(rng.integers(1, 4)), int(rng.integers(1, 40))
+        H = (None, int(rng.integers(1, 6)))[seed % 2]
+        env = random_mdp(S, A, seed=seed, horizon=H, discount=1.0 if H and seed % 4 == 1 else 0.9,
+                         terminal=seed % 3 == 0)
+        samples = rng.normal(size=(N, S, A)) * rng.uniform(0.1, 100)
+        w = rng.dirichlet(np.ones(N)) if seed % 2 else None
+        base = planning.occupancy_measure(env, rng.dirichlet(np.ones(A), size=((H,) if H else ()) + (S,))) \
+            if seed % 3 == 1 else None
+        alpha, lam = float(rng.choice([0.0, 0.5, 0.9, 0.99])), float(rng.choice([0.0, 0.3, 1.0]))
+        kw = dict(alpha=alpha, lam=lam, weights=w, baseline=base)
+        lp, cg = broil(env, samples, method="highs", **kw), broil(env, samples, method="policies", **kw)
+        tol = 1e-6 * max(1.0, abs(lp.lp["objective"]))
+        assert cg.lp["objective"] == pytest.approx(lp.lp["objective"], abs=tol), (seed, kw)
+        assert lam * cg.expected_return + (1 - lam) * cg.cvar == pytest.approx(cg.lp["objective"], abs=tol)
