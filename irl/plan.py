@@ -23,7 +23,8 @@ def reward_of(answer: Any) -> np.ndarray:
 
 def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: float | None = None,
          constraints: Any = None, penalty: Any = None, alpha: float | None = None, lam: float | None = None,
-         baseline: Any = None, weights: Any = None, defer: float | None = None, fallback: Any = "ask") -> Any:
+         baseline: Any = None, weights: Any = None, defer: float | None = None, fallback: Any = "ask",
+         method: str | None = None) -> Any:
     """Plan with an inferred reward, using more computation than the human had.
 
     Args:
@@ -49,6 +50,9 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
             optimal is below this (with ``objective="optimal"`` over a posterior, the
             mean objective is used).
         fallback: ``"ask"``, ``"demonstrations"`` or a policy array (with ``defer``).
+        method: how ``objective="cvar"`` is solved: ``"auto"`` (default),
+            ``"policies"`` (column generation) or a HiGHS method on the whole program
+            (see :func:`irl.robust.broil`).
 
     Returns:
         Action probabilities ``(H, S, A)`` (finite horizon) or ``(S, A)``; for the
@@ -74,10 +78,10 @@ def plan(env: TabularMDP, answer: Any, *, objective: str = "optimal", beta: floa
                              f"reward (objective optimal or soft)")
         return robust.plan_posterior(env, answer, objective="mean" if objective == "optimal" else objective,
                                      alpha=alpha, lam=lam, baseline=baseline, weights=weights, defer=defer,
-                                     fallback=fallback)
-    if any(x is not None for x in (alpha, lam, baseline, weights)):
-        raise ValueError(f"alpha, lam, baseline and weights apply to the posterior objectives (mean, map, cvar) or "
-                         f"defer=, not to objective={objective!r}")
+                                     fallback=fallback, method=method)
+    if any(x is not None for x in (alpha, lam, baseline, weights, method)):
+        raise ValueError(f"alpha, lam, baseline, weights and method apply to the posterior objectives (mean, map, "
+                         f"cvar) or defer=, not to objective={objective!r}")
     r = reward_of(answer)
     if constraints is not None and penalty is not None:
         raise ValueError("irl.plan takes constraints or a side-effect penalty, not both at once: plan with the "

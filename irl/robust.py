@@ -845,7 +845,8 @@ def _apply_defer(env: TabularMDP, policy: np.ndarray, p_opt: np.ndarray, thresho
 # ------------------------------------------------------------------- planning
 def plan_posterior(env: TabularMDP, samples: Any, *, objective: str = "mean", alpha: float | None = None,
                    lam: float | None = None, baseline: Any = None, weights: Any = None, defer: float | None = None,
-                   fallback: Any = "ask", reward_model: Any = None, draws: int | None = None) -> RobustPlan:
+                   fallback: Any = "ask", reward_model: Any = None, draws: int | None = None,
+                   method: str | None = None) -> RobustPlan:
     """Plan over a reward posterior (the work behind ``irl.plan(env, posterior, objective=...)``).
 
     Args:
@@ -872,6 +873,9 @@ def plan_posterior(env: TabularMDP, samples: Any, *, objective: str = "mean", al
             (:class:`demos.Trajectories`) or a policy array.
         reward_model: maps a posterior's ``theta`` to rewards (see :func:`reward_samples`).
         draws: use at most this many posterior draws.
+        method: for ``"cvar"``: how :func:`broil` solves the program (default
+            ``"auto"``; ``"policies"``: column generation, ``"highs"``: the whole
+            linear program; see :data:`LP_METHODS`).
 
     Returns:
         :class:`RobustPlan`.
@@ -897,8 +901,9 @@ def plan_posterior(env: TabularMDP, samples: Any, *, objective: str = "mean", al
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown planning objective {objective!r}; known: {', '.join(OBJECTIVES)}")
     a = 0.95 if alpha is None else _check_alpha(alpha)
-    if lam is not None and objective != "cvar":
-        raise ValueError(f"lam only applies to objective='cvar': got objective={objective!r}")
+    for name, value in (("lam", lam), ("method", method)):
+        if value is not None and objective != "cvar":
+            raise ValueError(f"{name} only applies to objective='cvar': got objective={objective!r}")
     if defer is not None:
         defer = _number("defer", defer)
         if not 0.0 <= defer <= 1.0:
@@ -912,7 +917,8 @@ def plan_posterior(env: TabularMDP, samples: Any, *, objective: str = "mean", al
     demonstrations = baseline if hasattr(baseline, "step_index") else demos_fit
     rs = reward_samples(env, samples, weights=weights, reward_model=reward_model, draws=draws)
     if objective == "cvar":
-        res = broil(env, rs, alpha=a, lam=0.0 if lam is None else lam, baseline=baseline)
+        res = broil(env, rs, alpha=a, lam=0.0 if lam is None else lam, baseline=baseline,
+                    method="auto" if method is None else method)
     else:
         if objective == "mean":
             reward = rs.mean()

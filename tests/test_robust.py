@@ -342,8 +342,19 @@ def test_bad_samples_are_named(samples: np.ndarray, match: str) -> None:
 
 def test_options_of_other_objectives_are_refused() -> None:
     env = irl.envs.make("gridworld-5x5")
-    with pytest.raises(ValueError, match="alpha, lam, baseline and weights apply to the posterior objectives"):
+    with pytest.raises(ValueError, match="alpha, lam, baseline, weights and method apply to the posterior objectives"):
         irl.plan(env, env.true_reward, alpha=0.9)
+    with pytest.raises(ValueError, match="alpha, lam, baseline, weights and method apply"):
+        irl.plan(env, env.true_reward, method="highs")
+    samples = np.random.default_rng(0).normal(size=(5, env.n_states))
+    with pytest.raises(ValueError, match="method only applies to objective='cvar': got objective='mean'"):
+        irl.plan(env, samples, objective="mean", method="policies")
+    # irl.plan passes method on to broil
+    a = irl.plan(env, samples, objective="cvar", method="policies")
+    b = irl.plan(env, samples, objective="cvar", method="highs")
+    assert a.lp["method"] == "policies" and b.lp["method"] == "highs"
+    assert a.lp["objective"] == pytest.approx(b.lp["objective"], rel=1e-6)  # within the certified gap (1e-7 rel.)
+    assert b.lp["objective"] - a.lp["objective"] <= a.lp["gap"] + 1e-9
     # the existing objectives still return plain policy arrays
     assert isinstance(irl.plan(env, env.true_reward), np.ndarray)
     assert isinstance(irl.plan(env, env.true_reward, objective="soft", beta=2.0), np.ndarray)
