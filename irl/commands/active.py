@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
                            f"({mdp.n_states} states, {mdp.n_actions} actions): {e}") from None
         belief = as_samples(post, mdp, reward_model=rmodel, max_samples=max_samples)
         if criterion in SPREAD and len(belief) < 2:
-            total = int(np.prod(np.shape(post.theta)[:-1]))
+            total = post.n_chains * post.n_draws
             raise CLIError(f"{posterior}: --criterion {criterion} compares the posterior's draws and needs at least "
                            f"2: found {len(belief)} (the file holds {total}; --max-samples {max_samples})", code=2)
         q = next_query(belief, cands, mdp, criterion=criterion, human=model, seed=0 if seed is None else seed)

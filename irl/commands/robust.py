@@ -98,7 +98,7 @@ def _check_draws(path: Path, post: Any, objective: str, defer: Optional[float]) 
     CVaR is that draw's return and the probability that an action is optimal is 0 or 1."""
     from irl.cli import CLIError
 
-    n = int(np.prod(np.shape(post.theta)[:-1]))
+    n = post.n_chains * post.n_draws
     uses = [f"--objective {objective}"] if objective == "cvar" else []
     uses += [f"--defer {defer:g}"] if defer is not None else []
     if uses and n < 2:
